@@ -1,0 +1,68 @@
+"""SFT data: sources -> mixture -> 95/5 split -> template + response-only labels -> batches."""
+
+from __future__ import annotations
+
+import lightning as L
+from datasets import Dataset
+from torch.utils.data import DataLoader
+
+from rlhf.data.collate import CausalLMCollator
+from rlhf.data.mixture import mix_sources, split_train_val
+from rlhf.data.source_spec import load_source
+from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
+from rlhf.errors import DataError
+from rlhf.models import load_backbone_tokenizer
+
+
+class SFTDataModule(L.LightningDataModule):
+    def __init__(self, model: dict, sources: list[dict], template: str = "chatml", max_length: int = 2048,
+                 val_fraction: float = 0.05, batch_size: int = 4, eval_batch_size: int | None = None,
+                 mixture_total: int | None = None, num_workers: int = 0, seed: int = 0):
+        super().__init__()
+        self.model_spec = dict(model)
+        self.sources = [dict(s) for s in sources]
+        self.template_name = template
+        self.max_length = max_length
+        self.val_fraction = val_fraction
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size or batch_size
+        self.mixture_total = mixture_total
+        self.num_workers = num_workers
+        self.seed = seed
+        self.tokenizer = None
+        self.train_set = self.val_set = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is not None:
+            return
+        self.tokenizer = load_backbone_tokenizer(self.model_spec)
+        template = get_template(self.template_name, self.tokenizer.eos_token)
+        groups = [load_source(spec, kind="conversation", seed=self.seed) for spec in self.sources]
+        weights = [float(spec.get("weight", 1.0)) for spec in self.sources]
+        records = mix_sources(groups, weights, self.mixture_total, self.seed)
+        train, val = split_train_val(records, self.val_fraction, self.seed)
+
+        def encode(record):
+            return tokenize_conversation(self.tokenizer, record["messages"], template, self.max_length)
+
+        self.train_set = self._encode(train, encode, "train")
+        self.val_set = self._encode(val, encode, "validation") if val else None
+
+    @staticmethod
+    def _encode(records: list[dict], encode, split: str) -> Dataset:
+        encoded = [encode(r) for r in records]
+        kept = [e for e in encoded if any(label != IGNORE_INDEX for label in e["labels"])]
+        if not kept:
+            raise DataError(f"no {split} example has a response token left after truncation "
+                            "(raise data.max_length or check the sources)")
+        return Dataset.from_list(kept)
+
+    def train_dataloader(self):
+        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
+                          collate_fn=CausalLMCollator(self.tokenizer.pad_token_id))
+
+    def val_dataloader(self):
+        if self.val_set is None:
+            return []
+        return DataLoader(self.val_set, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers,
+                          collate_fn=CausalLMCollator(self.tokenizer.pad_token_id))

@@ -1,0 +1,28 @@
+"""Error types that say where bad input came from, so a user can fix it without a debugger."""
+
+
+class RLHFError(Exception):
+    """Base class for every error this package raises on purpose."""
+
+
+class DataError(RLHFError, ValueError):
+    """A data file or record that does not fit the expected schema."""
+
+    def __init__(self, message: str, *, source: str | None = None, record: int | None = None):
+        where = ""
+        if source is not None:
+            where = f"{source}"
+            if record is not None:
+                where += f", record {record}"
+            where += ": "
+        super().__init__(where + message)
+        self.source = source
+        self.record = record
+
+
+class ConfigError(RLHFError, ValueError):
+    """A configuration key that is missing, unknown, mistyped or out of range."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(f"config key '{key}': {message}")
+        self.key = key

@@ -1,0 +1,42 @@
+"""Hydra entry point: compose -> instantiate -> trainer.fit -> export. No logic of its own.
+
+    python -m rlhf.train stage=sft model=smollm2-135m data=alpaca trainer.max_steps=100
+    python -m rlhf.train -m stage.module.optim.lr=5e-5,1e-4      # a sweep
+"""
+
+from __future__ import annotations
+
+import hydra
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from rlhf.run_info import write_run_info
+
+
+def instantiate_group(group: DictConfig | None) -> list:
+    return [instantiate(node) for node in (group or {}).values() if node is not None and "_target_" in node]
+
+
+def run(cfg: DictConfig) -> dict:
+    L.seed_everything(cfg.seed, workers=True)
+    write_run_info(cfg, cfg.paths.output_dir)
+    datamodule = instantiate(cfg.data)
+    module = instantiate(cfg.stage.module)
+    trainer = instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")),
+                          logger=instantiate_group(cfg.get("logger")) or False)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    if cfg.get("export_dir"):
+        module.export(cfg.export_dir)
+    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    metrics = run(cfg)
+    objective = cfg.get("optimized_metric")
+    return metrics.get(objective) if objective else None
+
+
+if __name__ == "__main__":
+    main()
