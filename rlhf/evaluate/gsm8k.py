@@ -1,0 +1,72 @@
+"""GSM8K exact-match accuracy on the final number (ICE-GRT Table 1 reports GSM8K, METHODS §5.1).
+
+A model's answer counts as correct when the number it ends on equals the gold number after
+`####`. Which number is "the final one" is decided in this order:
+  1. the first number after the last `####` (the format GSM8K's own solutions use);
+  2. the first number after the last "answer is" (the usual chain-of-thought closing);
+  3. the last number in the text.
+Thousands commas are dropped, a minus sign counts only when it is not a subtraction (`10-3` is 10
+and 3), and numbers compare by value (18.00 == 18).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+
+NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
+ANSWER_MARKERS = (re.compile(r"####"), re.compile(r"answer is", re.IGNORECASE))
+
+
+def normalize_number(text: str) -> str | None:
+    """Canonical decimal string: no commas, no trailing zeros ('1,234.50' -> '1234.5')."""
+    try:
+        value = Decimal(text.replace(",", ""))
+    except InvalidOperation:
+        return None
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def _numbers(text: str) -> list[str]:
+    return NUMBER.findall(text.replace("\u2212", "-"))
+
+
+def extract_final_number(text: str) -> str | None:
+    for marker in ANSWER_MARKERS:
+        positions = [m.end() for m in marker.finditer(text)]
+        if positions:
+            after = _numbers(text[positions[-1]:])
+            if after:
+                return normalize_number(after[0])
+    numbers = _numbers(text)
+    return normalize_number(numbers[-1]) if numbers else None
+
+
+def gold_answer(answer: str) -> str | None:
+    """The gold number of a GSM8K `answer` field (the text after its `####`)."""
+    if "####" not in answer:
+        return None
+    numbers = _numbers(answer.rsplit("####", 1)[1])
+    return normalize_number(numbers[0]) if numbers else None
+
+
+def is_correct(response: str, reference: str) -> bool:
+    predicted = extract_final_number(response)
+    gold = normalize_number(str(reference))
+    return predicted is not None and gold is not None and Decimal(predicted) == Decimal(gold)
+
+
+def gsm8k_accuracy(rows: Iterable[dict]) -> dict:
+    """accuracy = correct / n over rows with `response` and `reference`; `unparsed` counts
+    responses that contain no number at all (each one is also counted wrong)."""
+    n = correct = unparsed = 0
+    for row in rows:
+        n += 1
+        if extract_final_number(row["response"]) is None:
+            unparsed += 1
+        elif is_correct(row["response"], row["reference"]):
+            correct += 1
+    return {"n": n, "correct": correct, "unparsed": unparsed, "accuracy": correct / n if n else None}

@@ -1,0 +1,143 @@
+"""Win rate, standard error and confidence intervals for pairwise judgments (METHODS §5.3-§5.5).
+
+Every outcome is a winner in {"a", "b", "tie"} from model_a's point of view. Ties count as half a
+win (AlpacaEval convention, METHODS §5.3 [ext]) or are dropped (`tie_policy="exclude"`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from rlhf.errors import ConfigError
+
+WINNERS = ("a", "b", "tie")
+TIE_POLICIES = ("half", "exclude")
+FLIP = {"a": "b", "b": "a", "tie": "tie"}
+
+
+def _check_policy(tie_policy: str) -> None:
+    if tie_policy not in TIE_POLICIES:
+        raise ConfigError("evaluate.tie_policy", f"'{tie_policy}' is not one of {TIE_POLICIES}")
+
+
+def effective_n(wins: int, losses: int, ties: int, tie_policy: str = "half") -> int:
+    """Judgments that enter the win rate: all of them, or all but the ties."""
+    _check_policy(tie_policy)
+    return wins + losses + (ties if tie_policy == "half" else 0)
+
+
+def win_rate(wins: int, losses: int, ties: int, tie_policy: str = "half") -> float | None:
+    """p = (wins + ties/2) / (wins + losses + ties)   (tie_policy="half")
+    p = wins / (wins + losses)                       (tie_policy="exclude")
+    None when no judgment enters the rate."""
+    n = effective_n(wins, losses, ties, tie_policy)
+    if n == 0:
+        return None
+    credit = wins + (0.5 * ties if tie_policy == "half" else 0.0)
+    return credit / n
+
+
+def standard_error(p: float, n: int, ddof: int = 0) -> float:
+    """SE = sqrt(p (1 - p) / (n - ddof)).
+
+    ddof = 0 is the thesis's eq. 7.1; ddof = 1 reproduces the thesis's Table 23 (METHODS §5.4).
+    """
+    if n - ddof <= 0:
+        raise ValueError(f"standard error needs n > ddof, got n={n}, ddof={ddof}")
+    return math.sqrt(p * (1.0 - p) / (n - ddof))
+
+
+def normal_ci(p: float, se: float, z: float = 1.96) -> tuple[float, float]:
+    """CI = p ± z · SE (z = 1.96 for 95 %, thesis §7.3). Not clipped to [0, 1]: the formula as stated."""
+    return p - z * se, p + z * se
+
+
+def outcome_scores(winners: Iterable[str], tie_policy: str = "half") -> list[float]:
+    """Per-judgment credit for model_a: win 1, loss 0, tie 0.5 (or dropped when excluded)."""
+    _check_policy(tie_policy)
+    credit = {"a": 1.0, "b": 0.0, "tie": 0.5}
+    return [credit[w] for w in winners if not (w == "tie" and tie_policy == "exclude")]
+
+
+def bootstrap_ci(scores: Sequence[float], n_resamples: int = 10000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap: resample the per-judgment scores with replacement n_resamples times and
+    take the (1-level)/2 and (1+level)/2 quantiles of the resampled means."""
+    if len(scores) == 0:
+        raise ValueError("bootstrap_ci needs at least one score")
+    rng = np.random.default_rng(seed)
+    values = np.asarray(scores, dtype=float)
+    draws = rng.integers(0, len(values), size=(n_resamples, len(values)))
+    means = values[draws].mean(axis=1)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def summarize_outcomes(winners: Sequence[str], tie_policy: str = "half", ddof: int = 0, z: float = 1.96,
+                       bootstrap_resamples: int = 0, seed: int = 0) -> dict:
+    """n, wins, losses, ties, win rate, SE and normal CI (plus a bootstrap CI when resamples > 0)."""
+    wins, losses, ties = (sum(1 for w in winners if w == k) for k in WINNERS)
+    n = effective_n(wins, losses, ties, tie_policy)
+    p = win_rate(wins, losses, ties, tie_policy)
+    summary = {"n": n, "n_judgments": len(winners), "wins": wins, "losses": losses, "ties": ties,
+               "win_rate": p, "se": None, "ci_low": None, "ci_high": None}
+    if p is not None and n > ddof:
+        se = standard_error(p, n, ddof)
+        summary["se"] = se
+        summary["ci_low"], summary["ci_high"] = normal_ci(p, se, z)
+    if bootstrap_resamples > 0 and p is not None:
+        low, high = bootstrap_ci(outcome_scores(winners, tie_policy), bootstrap_resamples, seed=seed)
+        summary["bootstrap_ci_low"], summary["bootstrap_ci_high"] = low, high
+    return summary
+
+
+def summarize_judgments(judgments: Iterable[dict], tie_policy: str = "half", ddof: int = 0, z: float = 1.96,
+                        bootstrap_resamples: int = 0, seed: int = 0) -> dict:
+    """Per model pair (overall and per dataset) summaries, the win-rate matrix and average win rates.
+
+    A pair keeps the orientation of its first judgment; judgments of the same two models in the
+    other order are flipped into it, so (x vs y) and (y vs x) rows pool.
+    """
+    _check_policy(tie_policy)
+    grouped: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for row in judgments:
+        key = (row["model_a"], row["model_b"])
+        winner = row["winner"]
+        if key not in grouped and key[::-1] in grouped:
+            key, winner = key[::-1], FLIP[winner]
+        per_dataset = grouped.setdefault(key, {})
+        per_dataset.setdefault(str(row.get("dataset", "all")), []).append(winner)
+
+    options = {"tie_policy": tie_policy, "ddof": ddof, "z": z, "bootstrap_resamples": bootstrap_resamples, "seed": seed}
+    pairs = []
+    for (model_a, model_b), per_dataset in grouped.items():
+        every = [w for winners in per_dataset.values() for w in winners]
+        pairs.append({
+            "model_a": model_a, "model_b": model_b,
+            "overall": summarize_outcomes(every, **options),
+            "per_dataset": {name: summarize_outcomes(w, **options) for name, w in sorted(per_dataset.items())},
+        })
+    matrix = win_rate_matrix(pairs)
+    return {"tie_policy": tie_policy, "ddof": ddof, "z": z, "pairs": pairs,
+            "win_rate_matrix": matrix, "average_win_rate": average_win_rate(matrix)}
+
+
+def win_rate_matrix(pairs: Iterable[dict]) -> dict[str, dict[str, float]]:
+    """matrix[row][col] = row's win rate against col; the mirror entry is 1 - p (METHODS §5.4)."""
+    matrix: dict[str, dict[str, float]] = {}
+    for pair in pairs:
+        p = pair["overall"]["win_rate"]
+        if p is None:
+            continue
+        matrix.setdefault(pair["model_a"], {})[pair["model_b"]] = p
+        matrix.setdefault(pair["model_b"], {})[pair["model_a"]] = 1.0 - p
+    return matrix
+
+
+def average_win_rate(matrix: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Mean of a model's row over the opponents it met (thesis Table 10: crs_0625 -> 58.5 %)."""
+    return {model: sum(row.values()) / len(row) for model, row in matrix.items() if row}
