@@ -178,3 +178,8 @@ def load_backbone(spec: dict, tokenizer=None):
     tokenizer = tokenizer or load_backbone_tokenizer(spec)
     return load_causal_lm(spec["source"], spec.get("dtype", "float32"), spec.get("cache_dir"),
                           spec.get("trust_remote_code", False), tokenizer, spec.get("tiny"))
+
+
+if __name__ == "__main__":
+    # `python -m rlhf.models`: convert the embedded default once (the install step calls this).
+    print(embedded_model_path())

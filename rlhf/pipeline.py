@@ -1,0 +1,141 @@
+"""The whole RLHF pipeline in one run dir (METHODS §1): SFT -> sample K -> annotate -> RM -> PPO -> evaluate.
+
+    python -m rlhf.pipeline                          # CPU demo on the built-in task
+    python -m rlhf.pipeline experiment=crs -m reward_mix.w=0.25,0.5,0.75
+    python -m rlhf.pipeline run_dir=runs/pipeline/<time>   # resume: finished stages are skipped
+
+Each training stage is `rlhf.train.run` on `configs/train.yaml` composed with the stage's groups and
+overrides, so anything `python -m rlhf.train` accepts can be set per stage. A stage is done when its
+artifact exists (artifacts are published atomically); a stopped stage resumes from its last.ckpt.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import hydra
+from hydra import compose
+from omegaconf import DictConfig, OmegaConf
+
+from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
+from rlhf.data.source_spec import load_source
+from rlhf.errors import ConfigError
+from rlhf.run_info import write_run_info
+
+log = logging.getLogger(__name__)
+
+STAGES = ("sft", "sample", "annotate", "reward", "reward_absolute", "ppo", "evaluate")
+
+
+def stage_dir(cfg: DictConfig, stage: str) -> Path:
+    return Path(cfg.run_dir) / stage
+
+
+def artifact_path(cfg: DictConfig, stage: str) -> Path:
+    """Where a stage's product lives: given in `artifacts`, else inside the run dir."""
+    given = (cfg.get("artifacts") or {}).get(stage)
+    if given:
+        return Path(given)
+    products = {"sft": "model/merged", "reward": "model", "reward_absolute": "model", "ppo": "model/merged",
+                "sample": "samples.jsonl", "annotate": "rankings.jsonl", "evaluate": "report.md"}
+    return stage_dir(cfg, stage) / products[stage]
+
+
+def compose_training_stage(cfg: DictConfig, stage: str, model_source: str | None) -> DictConfig:
+    """configs/train.yaml + the stage's groups + common keys + the stage's overrides."""
+    spec = cfg[stage]
+    overrides = [f"{group}={option}" for group, option in (spec.get("groups") or {}).items()]
+    train_cfg = compose(config_name="train", overrides=overrides)
+    out = stage_dir(cfg, stage)
+    merged = OmegaConf.merge(train_cfg, cfg.common, spec.get("overrides") or {})
+    merged.paths.output_dir = str(out)
+    merged.task_name = stage
+    if model_source is not None:
+        merged.model.source = model_source
+        merged.model.tokenizer = None
+    last = out / "checkpoints" / "last.ckpt"
+    merged.ckpt_path = str(last) if last.is_file() else None
+    return merged
+
+
+def run_training_stage(cfg: DictConfig, stage: str, model_source: str | None) -> Path:
+    from rlhf.train import run
+
+    stage_cfg = compose_training_stage(cfg, stage, model_source)
+    log.info("stage %s -> %s", stage, stage_dir(cfg, stage))
+    run(stage_cfg)
+    return artifact_path(cfg, stage)
+
+
+def sample_stage(cfg: DictConfig, policy: Path) -> Path:
+    """K responses per prompt from the SFT policy (ICE-GRT §3.3 samples 5)."""
+    from rlhf.sampling import sample_responses
+
+    spec = cfg.sample
+    prompts = load_source(OmegaConf.to_container(spec.prompts), kind="prompt", seed=cfg.seed)
+    responses = sample_responses(str(policy), [p["prompt"] for p in prompts], k=spec.k,
+                                 decoding=OmegaConf.to_container(spec.decoding), batch_size=spec.batch_size,
+                                 seed=cfg.seed)
+    rows = [{"id": p.get("id", str(i)), "prompt": p["prompt"], "responses": r}
+            for i, (p, r) in enumerate(zip(prompts, responses))]
+    return write_jsonl_atomic(artifact_path(cfg, "sample"), rows)
+
+
+def annotate_stage(cfg: DictConfig, samples: Path) -> Path:
+    """Rank each prompt's K responses (and label them, for an absolute RM) with the configured annotator."""
+    annotator = hydra.utils.instantiate(cfg.annotator)
+    rankings, labelled = [], []
+    for _, row in iter_jsonl(samples):
+        ranks = annotator.rank(row["prompt"], row["responses"])
+        rankings.append({**row, "ranks": list(ranks), "source": "pipeline"})
+        if cfg.annotate.labels:
+            labelled += [{"prompt": row["prompt"], "response": r, "labels": annotator.labels(row["prompt"], r)}
+                         for r in row["responses"]]
+    out = artifact_path(cfg, "annotate")
+    write_jsonl_atomic(out, rankings)
+    if labelled:
+        write_jsonl_atomic(out.with_name("labels.jsonl"), labelled)
+    return out
+
+
+def run(cfg: DictConfig) -> dict:
+    unknown = [s for s in cfg.stages if s not in STAGES]
+    if unknown:
+        raise ConfigError("stages", f"unknown stage(s) {unknown}; allowed: {list(STAGES)}")
+    write_run_info(cfg, cfg.run_dir)
+    done = {}
+    for stage in cfg.stages:
+        product = artifact_path(cfg, stage)
+        if product.exists():
+            log.info("stage %s: artifact %s exists, skipped", stage, product)
+            done[stage] = product
+            continue
+        if stage == "sft":
+            done[stage] = run_training_stage(cfg, stage, None)
+        elif stage == "sample":
+            done[stage] = sample_stage(cfg, artifact_path(cfg, "sft"))
+        elif stage == "annotate":
+            done[stage] = annotate_stage(cfg, artifact_path(cfg, "sample"))
+        elif stage in ("reward", "reward_absolute"):
+            done[stage] = run_training_stage(cfg, stage, str(artifact_path(cfg, "sft")))
+        elif stage == "ppo":
+            done[stage] = run_training_stage(cfg, stage, str(artifact_path(cfg, "sft")))
+        elif stage == "evaluate":
+            from rlhf.pipeline_report import evaluate_stage
+
+            done[stage] = evaluate_stage(cfg, artifact_path(cfg, "sft"), artifact_path(cfg, "ppo"),
+                                         stage_dir(cfg, "evaluate"))
+    summary = {stage: str(path) for stage, path in done.items()}
+    (Path(cfg.run_dir) / "pipeline.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="pipeline")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()
