@@ -16,21 +16,27 @@ import logging
 from pathlib import Path
 
 import hydra
+import torch
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
 from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
 from rlhf.data.source_spec import load_source
 from rlhf.errors import ConfigError
+from rlhf.pipeline_report import evaluate_stage, headline_metrics
 from rlhf.run_info import write_run_info
+from rlhf.sweep_summary import write_final_metrics
 
 log = logging.getLogger(__name__)
 
-STAGES = ("sft", "sample", "annotate", "reward", "reward_absolute", "ppo", "evaluate")
+STAGES = ("pre_sft", "sft", "sample", "annotate", "reward", "reward_absolute", "ppo", "evaluate")
 
 
 def stage_dir(cfg: DictConfig, stage: str) -> Path:
-    return Path(cfg.run_dir) / stage
+    """Stages listed in `shared_stages` live in `shared_dir`, so the jobs of a sweep over a later
+    stage (the CRS weight) build them once and then reuse them."""
+    root = cfg.shared_dir if stage in (cfg.get("shared_stages") or []) else cfg.run_dir
+    return Path(root) / stage
 
 
 def artifact_path(cfg: DictConfig, stage: str) -> Path:
@@ -38,9 +44,27 @@ def artifact_path(cfg: DictConfig, stage: str) -> Path:
     given = (cfg.get("artifacts") or {}).get(stage)
     if given:
         return Path(given)
-    products = {"sft": "model/merged", "reward": "model", "reward_absolute": "model", "ppo": "model/merged",
+    products = {"pre_sft": "model/merged", "sft": "model/merged", "reward": "model", "reward_absolute": "model", "ppo": "model/merged",
                 "sample": "samples.jsonl", "annotate": "rankings.jsonl", "evaluate": "report.md"}
     return stage_dir(cfg, stage) / products[stage]
+
+
+def wire_inputs(cfg: DictConfig, stage: str, stage_cfg: DictConfig) -> None:
+    """Fill the inputs a stage leaves as `???` with the artifacts of earlier stages: the annotations
+    for the reward models, the reward models for PPO. A value set in config is never replaced."""
+    annotations = artifact_path(cfg, "annotate")
+    if stage in ("reward", "reward_absolute"):
+        source = annotations if stage == "reward" else annotations.with_name("labels.jsonl")
+        for spec in stage_cfg.data.get("sources") or []:
+            if OmegaConf.is_missing(spec, "path"):
+                spec.path = str(source)
+    if stage == "ppo" and "reward" in stage_cfg:
+        node = stage_cfg.reward
+        if "path" in node and OmegaConf.is_missing(node, "path"):
+            node.path = str(artifact_path(cfg, "reward"))
+        for part, producer in (("preference", "reward"), ("absolute", "reward_absolute")):
+            if part in node and OmegaConf.is_missing(node[part], "path"):
+                node[part].path = str(artifact_path(cfg, producer))
 
 
 def compose_training_stage(cfg: DictConfig, stage: str, model_source: str | None) -> DictConfig:
@@ -49,12 +73,16 @@ def compose_training_stage(cfg: DictConfig, stage: str, model_source: str | None
     overrides = [f"{group}={option}" for group, option in (spec.get("groups") or {}).items()]
     train_cfg = compose(config_name="train", overrides=overrides)
     out = stage_dir(cfg, stage)
-    merged = OmegaConf.merge(train_cfg, cfg.common, spec.get("overrides") or {})
+    # Resolved in the pipeline's context (run_dir, model), then merged into the stage's train config.
+    common = OmegaConf.to_container(cfg.common, resolve=True)
+    own = OmegaConf.to_container(spec.get("overrides") or OmegaConf.create({}), resolve=True)
+    merged = OmegaConf.merge(train_cfg, common, own)
     merged.paths.output_dir = str(out)
     merged.task_name = stage
     if model_source is not None:
         merged.model.source = model_source
         merged.model.tokenizer = None
+    wire_inputs(cfg, stage, merged)
     last = out / "checkpoints" / "last.ckpt"
     merged.ckpt_path = str(last) if last.is_file() else None
     return merged
@@ -70,16 +98,25 @@ def run_training_stage(cfg: DictConfig, stage: str, model_source: str | None) ->
 
 
 def sample_stage(cfg: DictConfig, policy: Path) -> Path:
-    """K responses per prompt from the SFT policy (ICE-GRT §3.3 samples 5)."""
-    from rlhf.sampling import sample_responses
+    """K responses per prompt from the SFT policy (ICE-GRT §3.3 samples 5), sampled in one batch layout."""
+    from rlhf.evaluate.generation import DecodingSettings, generate_batch, load_model_for_generation
 
     spec = cfg.sample
     prompts = load_source(OmegaConf.to_container(spec.prompts), kind="prompt", seed=cfg.seed)
-    responses = sample_responses(str(policy), [p["prompt"] for p in prompts], k=spec.k,
-                                 decoding=OmegaConf.to_container(spec.decoding), batch_size=spec.batch_size,
-                                 seed=cfg.seed)
-    rows = [{"id": p.get("id", str(i)), "prompt": p["prompt"], "responses": r}
-            for i, (p, r) in enumerate(zip(prompts, responses))]
+    if not prompts:
+        raise ConfigError("sample.prompts", "the prompt source gave no prompts")
+    decoding = DecodingSettings(**OmegaConf.to_container(spec.decoding), seed=cfg.seed)
+    decoding.check()
+    model, tokenizer = load_model_for_generation(str(policy))
+    model.eval()
+    torch.manual_seed(cfg.seed)
+    per_call = max(1, spec.batch_size // spec.k)
+    rows = []
+    for start in range(0, len(prompts), per_call):
+        chunk = prompts[start:start + per_call]
+        texts = generate_batch(model, tokenizer, [p["prompt"] for p in chunk for _ in range(spec.k)], decoding)
+        rows += [{"id": p.get("id", str(start + i)), "prompt": p["prompt"], "responses": texts[i * spec.k:(i + 1) * spec.k]}
+                 for i, p in enumerate(chunk)]
     return write_jsonl_atomic(artifact_path(cfg, "sample"), rows)
 
 
@@ -112,8 +149,12 @@ def run(cfg: DictConfig) -> dict:
             log.info("stage %s: artifact %s exists, skipped", stage, product)
             done[stage] = product
             continue
-        if stage == "sft":
+        if stage == "pre_sft":
             done[stage] = run_training_stage(cfg, stage, None)
+        elif stage == "sft":
+            # The thesis curriculum (002 §5.2): stage 2 starts from stage 1's merged weights.
+            start = str(artifact_path(cfg, "pre_sft")) if "pre_sft" in cfg.stages else None
+            done[stage] = run_training_stage(cfg, stage, start)
         elif stage == "sample":
             done[stage] = sample_stage(cfg, artifact_path(cfg, "sft"))
         elif stage == "annotate":
@@ -123,12 +164,14 @@ def run(cfg: DictConfig) -> dict:
         elif stage == "ppo":
             done[stage] = run_training_stage(cfg, stage, str(artifact_path(cfg, "sft")))
         elif stage == "evaluate":
-            from rlhf.pipeline_report import evaluate_stage
-
             done[stage] = evaluate_stage(cfg, artifact_path(cfg, "sft"), artifact_path(cfg, "ppo"),
+                                         stage_dir(cfg, "ppo"), artifact_path(cfg, "reward"),
                                          stage_dir(cfg, "evaluate"))
     summary = {stage: str(path) for stage, path in done.items()}
     (Path(cfg.run_dir) / "pipeline.json").write_text(json.dumps(summary, indent=2))
+    final = stage_dir(cfg, "evaluate") / "summary.json"
+    if final.exists():
+        write_final_metrics(cfg.run_dir, headline_metrics(json.loads(final.read_text())))
     return summary
 
 

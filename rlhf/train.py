@@ -9,9 +9,10 @@ from __future__ import annotations
 import hydra
 import lightning as L
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rlhf.run_info import write_run_info
+from rlhf.sweep_summary import write_final_metrics
 
 
 def instantiate_group(group: DictConfig | None) -> list:
@@ -23,12 +24,17 @@ def run(cfg: DictConfig) -> dict:
     write_run_info(cfg, cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.stage.module)
-    trainer = instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")),
+    # A stage may pin trainer keys it cannot work without (PPO: no automatic gradient clipping).
+    trainer_cfg = OmegaConf.merge(cfg.trainer, cfg.stage.get("trainer") or {})
+    trainer = instantiate(trainer_cfg, callbacks=instantiate_group(cfg.get("callbacks")),
                           logger=instantiate_group(cfg.get("logger")) or False)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     if cfg.get("export_dir"):
         module.export(cfg.export_dir)
-    return {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    if trainer.is_global_zero:
+        write_final_metrics(cfg.paths.output_dir, metrics)
+    return metrics
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")

@@ -5,8 +5,8 @@ A model's answer counts as correct when the number it ends on equals the gold nu
   1. the first number after the last `####` (the format GSM8K's own solutions use);
   2. the first number after the last "answer is" (the usual chain-of-thought closing);
   3. the last number in the text.
-Thousands commas are dropped, a minus sign counts only when it is not a subtraction (`10-3` is 10
-and 3), and numbers compare by value (18.00 == 18).
+Thousands commas are dropped, units and currency signs are ignored ($5, 5kg), a minus sign counts
+only when it is not a subtraction (`10-3` is 10 and 3), and numbers compare by value (18.00 == 18).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ def normalize_number(text: str) -> str | None:
 
 
 def _numbers(text: str) -> list[str]:
-    return NUMBER.findall(text.replace("\u2212", "-"))
+    """Numbers in reading order; a unicode minus and a minus before a currency sign ('-$5') count."""
+    return NUMBER.findall(text.replace("\u2212", "-").replace("-$", "-"))
 
 
 def extract_final_number(text: str) -> str | None:

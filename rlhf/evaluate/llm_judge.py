@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf.errors import ConfigError, RLHFError
-from rlhf.evaluate.jsonl import read_jsonl
+from rlhf.data.jsonl import iter_jsonl
 from rlhf.evaluate.prompt_sets import prompt_text
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def load_fastchat_judge_prompt(name: str, path: str | Path) -> JudgePrompt:
     """A single-turn pairwise prompt by name from FastChat's judge_prompts file (e.g. 'pair-v2',
     'pair-math-v1' in shared/data/eval/llm_judge_prompts.jsonl.gz)."""
     available = []
-    for line_no, obj in read_jsonl(path):
+    for line_no, obj in iter_jsonl(path):
         if not isinstance(obj, dict):
             continue
         available.append(obj.get("name"))
@@ -97,8 +97,33 @@ def parse_verdict(text: str, prompt: JudgePrompt) -> str | None:
     return prompt.labels.get(last if isinstance(last, str) else last[0])
 
 
+def http_hint(status: int, api_key_env: str) -> str:
+    """What to check for the usual non-retryable answers."""
+    if status in (401, 403):
+        return f"check the API key in the environment variable {api_key_env}"
+    if status == 404:
+        return "check base_url (it should end in /v1 for most servers) and the judge model name"
+    if status == 400:
+        return "the server rejected the request; check the judge model name and max_tokens"
+    return "the endpoint kept failing; check that the server is up"
+
+
+def as_judge_prompt(template: JudgePrompt | str) -> JudgePrompt:
+    """A JudgePrompt, or a bare user template string using {question} {answer_a} {answer_b}."""
+    if isinstance(template, JudgePrompt):
+        return template
+    prompt = JudgePrompt(name="custom", system="", template=template)
+    unknown = prompt.fields() - TEMPLATE_FIELDS
+    if unknown or not {"answer_a", "answer_b"} <= prompt.fields():
+        raise ConfigError("evaluate.judge.prompt_template", f"template must use {{answer_a}} and {{answer_b}} "
+                          f"(and may use {sorted(TEMPLATE_FIELDS)}); unknown fields: {sorted(unknown)}")
+    return prompt
+
+
 class LLMJudge:
-    def __init__(self, base_url: str, model: str, prompt_template: JudgePrompt = DEFAULT_JUDGE_PROMPT,
+    """Pairwise judge over POST {base_url}/chat/completions; temperature 0 so a rerun asks the same."""
+
+    def __init__(self, base_url: str, model: str, prompt_template: JudgePrompt | str = DEFAULT_JUDGE_PROMPT,
                  api_key_env: str = "OPENAI_API_KEY", swap_positions: bool = True, timeout: float = 60.0,
                  max_retries: int = 3, backoff_s: float = 1.0, random_order: bool = False, seed: int = 0,
                  temperature: float = 0.0, max_tokens: int | None = None):
@@ -106,7 +131,7 @@ class LLMJudge:
             raise ConfigError("evaluate.judge.random_order", "choose either swap_positions or random_order, not both")
         self.base_url = base_url.rstrip("/")
         self.model = model
-        self.prompt = prompt_template
+        self.prompt = as_judge_prompt(prompt_template)
         self.api_key_env = api_key_env
         self.swap_positions = swap_positions
         self.random_order = random_order
@@ -116,7 +141,7 @@ class LLMJudge:
         self.temperature = temperature
         self.max_tokens = max_tokens
         self._rng = random.Random(seed)
-        self.name = f"llm:{model}:{prompt_template.name}"
+        self.name = f"llm:{model}:{self.prompt.name}"
 
     def _request(self, payload: dict) -> dict:
         url = f"{self.base_url}/chat/completions"
@@ -130,10 +155,16 @@ class LLMJudge:
             request = urllib.request.Request(url, data=data, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read().decode("utf-8"))
+                    raw = response.read().decode("utf-8", "replace")
+                try:
+                    return json.loads(raw)
+                except json.JSONDecodeError:
+                    raise JudgeRequestError(f"{url} replied with non-JSON text: {raw[:200]!r}") from None
             except urllib.error.HTTPError as error:
                 if error.code not in RETRYABLE_STATUS or attempt == self.max_retries:
-                    raise JudgeRequestError(f"{url} answered HTTP {error.code} after {attempt + 1} attempt(s)") from None
+                    detail = error.read().decode("utf-8", "replace")[:300]
+                    raise JudgeRequestError(f"{url} answered HTTP {error.code} after {attempt + 1} attempt(s): "
+                                            f"{detail or error.reason}; {http_hint(error.code, self.api_key_env)}") from None
                 reason = f"HTTP {error.code}"
             except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
                 if attempt == self.max_retries:

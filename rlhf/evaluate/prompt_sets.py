@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rlhf.errors import ConfigError, DataError
 from rlhf.evaluate.gsm8k import gold_answer
-from rlhf.evaluate.jsonl import read_jsonl
+from rlhf.data.jsonl import iter_jsonl
 
 ROLES = ("system", "user", "assistant")
 
@@ -62,7 +62,7 @@ def load_turns_questions(path: str | Path, dataset: str, both_turns: bool = Fals
     """
     path = Path(path)
     records = []
-    for line_no, obj in read_jsonl(path):
+    for line_no, obj in iter_jsonl(path):
         turns = _require(obj, "turns", list, path, line_no, "a list of user turns")
         if "question_id" not in obj or not all(isinstance(t, str) and t for t in turns):
             raise DataError("needs 'question_id' and 'turns' as a list of non-empty strings",
@@ -87,7 +87,7 @@ def load_vicuna_bench(path: str | Path) -> list[dict]:
 def load_koala(path: str | Path) -> list[dict]:
     path = Path(path)
     records = []
-    for line_no, obj in read_jsonl(path):
+    for line_no, obj in iter_jsonl(path):
         text = _require(obj, "prompt", str, path, line_no, "the user prompt")
         record_id = _require(obj, "id", str, path, line_no, "the record id")
         records.append({"id": record_id, "dataset": "koala", "prompt": user_prompt(text)})
@@ -99,7 +99,7 @@ def load_user_oriented(path: str | Path) -> list[dict]:
     (the same joining AlpacaEval uses for these prompts)."""
     path = Path(path)
     records = []
-    for line_no, obj in read_jsonl(path):
+    for line_no, obj in iter_jsonl(path):
         instruction = _require(obj, "instruction", str, path, line_no, "the task instruction")
         record_id = _require(obj, "id", str, path, line_no, "the record id")
         instances = obj.get("instances") or [{}]
@@ -117,7 +117,7 @@ def load_gsm8k(path: str | Path, instruction: str | None = None) -> list[dict]:
     gold final number from the answer's `#### <number>` line as `reference`."""
     path = Path(path)
     records = []
-    for index, (line_no, obj) in enumerate(read_jsonl(path)):
+    for index, (line_no, obj) in enumerate(iter_jsonl(path)):
         question = _require(obj, "question", str, path, line_no, "the word problem")
         answer = _require(obj, "answer", str, path, line_no, "the worked answer ending in '#### <number>'")
         gold = gold_answer(answer)
@@ -132,7 +132,7 @@ def load_text_prompts(path: str | Path, dataset: str) -> list[dict]:
     """Files with one JSON string per line (the OASST prompt lists); ids are `<dataset>_<index>`."""
     path = Path(path)
     records = []
-    for index, (line_no, obj) in enumerate(read_jsonl(path)):
+    for index, (line_no, obj) in enumerate(iter_jsonl(path)):
         if not isinstance(obj, str) or not obj.strip():
             raise DataError("expected one non-empty JSON string (the prompt) per line", source=str(path), record=line_no)
         records.append({"id": f"{dataset}_{index}", "dataset": dataset, "prompt": user_prompt(obj)})
@@ -145,7 +145,7 @@ def load_jsonl_prompts(path: str | Path, dataset: str, prompt_field: str = "prom
     prompt itself. Without an id field, ids are `<dataset>_<index>`."""
     path = Path(path)
     records = []
-    for index, (line_no, obj) in enumerate(read_jsonl(path)):
+    for index, (line_no, obj) in enumerate(iter_jsonl(path)):
         if isinstance(obj, str):
             obj = {prompt_field: obj}
         if not isinstance(obj, dict) or prompt_field not in obj:
@@ -184,8 +184,8 @@ PROMPT_SETS: dict[str, tuple[str, Callable]] = {
 
 
 def default_data_dir() -> Path:
-    """RLHF_DATA_DIR, else ../shared/data relative to the working directory (the project layout)."""
-    return Path(os.environ.get("RLHF_DATA_DIR") or Path("..") / "shared" / "data")
+    """RLHF_DATA_DIR, else shared/data beside the repository checkout (the project layout)."""
+    return Path(os.environ.get("RLHF_DATA_DIR") or Path(__file__).resolve().parents[3] / "shared" / "data")
 
 
 def load_prompt_set(name: str, data_dir: str | Path | None = None, limit: int | None = None, **options) -> list[dict]:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from rlhf.errors import DataError
-from rlhf.evaluate.jsonl import read_jsonl
+from rlhf.data.jsonl import iter_jsonl
 
 
 def _candidate_order(ballots: Sequence[dict], candidates: Sequence[str] | None) -> list:
@@ -118,7 +118,7 @@ RANKING_ROW_KEYS = ("group", "prompt_id", "annotator", "model", "rank")
 def load_ranking_rows(path: str) -> list[dict]:
     """Human-ranking export: one row per (group, prompt_id, annotator, model) with an integer rank."""
     rows = []
-    for line_no, row in read_jsonl(path):
+    for line_no, row in iter_jsonl(path):
         missing = [k for k in RANKING_ROW_KEYS if not isinstance(row, dict) or k not in row]
         if missing:
             raise DataError(f"missing keys {missing}; each row needs {list(RANKING_ROW_KEYS)}", source=str(path), record=line_no)
