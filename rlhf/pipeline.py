@@ -56,14 +56,14 @@ def wire_inputs(cfg: DictConfig, stage: str, stage_cfg: DictConfig) -> None:
     if stage in ("reward", "reward_absolute"):
         source = annotations if stage == "reward" else annotations.with_name("labels.jsonl")
         for spec in stage_cfg.data.get("sources") or []:
-            if OmegaConf.is_missing(spec, "path"):
+            if "path" in spec.keys() and OmegaConf.is_missing(spec, "path"):
                 spec.path = str(source)
     if stage == "ppo" and "reward" in stage_cfg:
         node = stage_cfg.reward
-        if "path" in node and OmegaConf.is_missing(node, "path"):
+        if "path" in node.keys() and OmegaConf.is_missing(node, "path"):
             node.path = str(artifact_path(cfg, "reward"))
         for part, producer in (("preference", "reward"), ("absolute", "reward_absolute")):
-            if part in node and OmegaConf.is_missing(node[part], "path"):
+            if part in node.keys() and OmegaConf.is_missing(node[part], "path"):
                 node[part].path = str(artifact_path(cfg, producer))
 
 
@@ -76,6 +76,7 @@ def compose_training_stage(cfg: DictConfig, stage: str, model_source: str | None
     # Resolved in the pipeline's context (run_dir, model), then merged into the stage's train config.
     common = OmegaConf.to_container(cfg.common, resolve=True)
     own = OmegaConf.to_container(spec.get("overrides") or OmegaConf.create({}), resolve=True)
+    OmegaConf.set_struct(train_cfg, False)   # overrides may add keys (any Trainer argument); validated at run
     merged = OmegaConf.merge(train_cfg, common, own)
     merged.paths.output_dir = str(out)
     merged.task_name = stage

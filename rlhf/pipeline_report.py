@@ -29,6 +29,9 @@ from rlhf.evaluate.report import Section, Table, write_report  # noqa: E402
 from rlhf.evaluate.stats import bootstrap_ci, summarize_outcomes  # noqa: E402
 
 
+KL_METRIC = "train/kl_objective"   # mean over rollouts of the summed per-token KL (what PPO logs)
+
+
 def read_metrics(csv_root: Path) -> dict[str, list[tuple[int, float]]]:
     """Every logged metric of a CSVLogger run as (step, value) series (last version wins)."""
     files = sorted(csv_root.glob("*/metrics.csv")) if csv_root.exists() else []
@@ -78,7 +81,7 @@ def overoptimisation_points(samples: Path, metrics: dict, gold) -> list[dict]:
     by_step: dict[int, list[dict]] = defaultdict(list)
     for _, row in iter_jsonl(samples):
         by_step[int(row["step"])].append(row)
-    kl = dict(metrics.get("train/kl", []) or metrics.get("train/kl_mean", []))
+    kl = dict(metrics.get(KL_METRIC, []))
     points = []
     for step in sorted(by_step):
         rows = by_step[step]
@@ -194,8 +197,8 @@ def _write(cfg, out_dir: Path, summary: dict, metrics: dict, scores: dict, point
         {"policy": name, "gold mean": summary["gold_mean"][name],
          "proxy mean": (summary["proxy_mean"] or {}).get(name)} for name in scores])
     figures = []
-    for keys, name, title in ((["train/reward_raw_mean", "train/reward_mean", "train/score_mean"], "reward.png", "PPO reward"),
-                              (["train/kl", "train/kl_mean", "train/beta"], "kl.png", "PPO KL"),
+    for keys, name, title in ((["train/reward_raw_mean", "train/reward_mean"], "reward.png", "PPO reward"),
+                              ([KL_METRIC, "train/kl_per_token", "train/beta"], "kl.png", "PPO KL"),
                               (["train/value_loss", "train/explained_variance", "train/response_length"], "ppo_stats.png", "PPO internals")):
         png = _line_plot(metrics, keys, out_dir / name, title)
         if png:
