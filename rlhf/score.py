@@ -1,0 +1,76 @@
+"""Score a file of preference pairs with a saved reward model (issue 4, item 9).
+
+    python -m rlhf.score --model runs/reward/.../model --input pairs.jsonl --output scored.jsonl
+
+Input lines are {"prompt": str | messages, "chosen": str, "rejected": str} or HH-RLHF transcripts
+{"chosen": "\\n\\nHuman: ...", "rejected": ...}. Output lines are the input plus score_chosen and
+score_rejected; the command prints {"n", "pairwise_accuracy", "mean_margin"} as JSON, with a tie
+counted as wrong (METHODS §3.8 [default]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
+from rlhf.data.sources import hh_rlhf, pairs
+from rlhf.errors import DataError
+from rlhf.reward_metrics import PairwiseAccuracy
+from rlhf.reward_model import OUTPUTS, load_reward_model
+
+
+def read_pairs(path: str | Path) -> tuple[list[dict], list[list[dict]], list[str], list[str]]:
+    """(raw records, prompts, chosen, rejected); the format is picked per line by its `prompt` key."""
+    records, prompts, chosen, rejected = [], [], [], []
+    for number, record in iter_jsonl(path):
+        adapter = pairs if isinstance(record, dict) and "prompt" in record else hh_rlhf
+        (group,) = adapter(record, (str(path), number))
+        records.append(record)
+        prompts.append(group["prompt"])
+        chosen.append(group["responses"][0])
+        rejected.append(group["responses"][1])
+    if not records:
+        raise DataError("no pairs to score (empty file)", source=str(path))
+    return records, prompts, chosen, rejected
+
+
+def score(prompts: list, responses: list[str], model: str | Path, output: str = "logit",
+          batch_size: int = 16) -> torch.Tensor:
+    """One score per (prompt, response); prompts are strings or message lists."""
+    return load_reward_model(model, output=output, batch_size=batch_size).score(prompts, responses)
+
+
+def score_pairs_file(model: str | Path, input_path: str | Path, output_path: str | Path, output: str = "logit",
+                     batch_size: int = 16) -> dict:
+    records, prompts, chosen, rejected = read_pairs(input_path)
+    scorer = load_reward_model(model, output=output, batch_size=batch_size)
+    # One call for both sides: sorted-by-length batching then mixes chosen and rejected freely.
+    scores = scorer.score(prompts + prompts, chosen + rejected)
+    s_chosen, s_rejected = scores[: len(records)], scores[len(records) :]
+    write_jsonl_atomic(output_path, ({**r, "score_chosen": float(c), "score_rejected": float(j)}
+                                     for r, c, j in zip(records, s_chosen, s_rejected)))
+    accuracy = PairwiseAccuracy()
+    accuracy.update(s_chosen, s_rejected)
+    return {"n": len(records), "pairwise_accuracy": float(accuracy.compute()),
+            "mean_margin": float((s_chosen - s_rejected).mean())}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description="Score chosen/rejected pairs with a saved reward model.")
+    parser.add_argument("--model", required=True, help="exported RM folder (or its parent holding merged/)")
+    parser.add_argument("--input", required=True, help="JSONL of pairs or HH-RLHF transcripts (.gz allowed)")
+    parser.add_argument("--output", required=True, help="JSONL to write, input lines + score_chosen/score_rejected")
+    parser.add_argument("--output-type", choices=OUTPUTS, default="logit", help="raw logit (default) or sigmoid prob")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args(argv)
+    summary = score_pairs_file(args.model, args.input, args.output, args.output_type, args.batch_size)
+    print(json.dumps(summary))
+    return summary
+
+
+if __name__ == "__main__":
+    main()
