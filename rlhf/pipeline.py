@@ -44,7 +44,7 @@ def artifact_path(cfg: DictConfig, stage: str) -> Path:
     given = (cfg.get("artifacts") or {}).get(stage)
     if given:
         return Path(given)
-    products = {"pre_sft": "model/merged", "sft": "model/merged", "reward": "model", "reward_absolute": "model", "ppo": "model/merged",
+    products = {"pre_sft": "model/merged", "sft": "model/merged", "reward": "model/merged", "reward_absolute": "model/merged", "ppo": "model/merged",
                 "sample": "samples.jsonl", "annotate": "rankings.jsonl", "evaluate": "report.md"}
     return stage_dir(cfg, stage) / products[stage]
 

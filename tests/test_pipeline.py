@@ -19,7 +19,7 @@ TINY = [
     "model=tiny", "sft.overrides.trainer.max_steps=1", "sft.overrides.data.max_length=96",
     "sample.prompts.n=4", "sample.k=3", "sample.decoding.max_new_tokens=8",
     "reward.overrides.data.max_length=96", "ppo.overrides.trainer.max_steps=2",
-    "ppo.overrides.data.batch_size=2", "ppo.overrides.data.sources.0.n=4",
+    "ppo.overrides.data.batch_size=2",
     "ppo.overrides.stage.module.rollout.max_new_tokens=8", "ppo.overrides.stage.module.ppo.epochs=1",
     "evaluate.prompts.n=4", "evaluate.decoding.max_new_tokens=8", "evaluate.bootstrap=50",
 ]
@@ -53,7 +53,7 @@ def test_tiny_pipeline_end_to_end_then_resume_skips_finished_stages(tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     assert sft_weights.stat().st_mtime_ns == stamp
     assert "stage sft: artifact" in second.stderr + second.stdout
-    stats = json.loads((run_dir / "reward" / "model" / "reward_stats.json").read_text())
+    stats = json.loads((run_dir / "reward" / "model" / "merged" / "reward_stats.json").read_text())
     assert stats["kind"] == "preference" and stats["std"] >= 0
     assert (run_dir / "ppo" / "model" / "merged" / "config.json").is_file()
     assert len(read_jsonl(run_dir / "ppo" / "samples.jsonl")) == 2 * 2       # 2 steps x 2 rollouts
@@ -81,7 +81,7 @@ def test_reward_and_ppo_inputs_are_wired_from_earlier_artifacts(pipeline_cfg, tm
     ppo = compose_training_stage(pipeline_cfg, "ppo", "/models/sft")
     assert reward.data.sources[0].path == str(tmp_path / "annotate" / "rankings.jsonl")
     assert reward.model.source == "/models/sft" and reward.paths.output_dir == str(tmp_path / "reward")
-    assert ppo.reward.path == str(tmp_path / "reward" / "model")
+    assert ppo.reward.path == str(tmp_path / "reward" / "model" / "merged")
     assert ppo.stage.module.critic.kind == "value_head"
 
 
@@ -94,4 +94,4 @@ def test_given_artifact_replaces_a_stage_and_shared_stages_move(pipeline_cfg, tm
     assert stage_dir(cfg, "reward") == tmp_path / "shared" / "reward"
     assert stage_dir(cfg, "ppo") == tmp_path / "ppo"
     ppo = compose_training_stage(cfg, "ppo", "/models/my-sft")
-    assert ppo.reward.path == str(tmp_path / "shared" / "reward" / "model")
+    assert ppo.reward.path == str(tmp_path / "shared" / "reward" / "model" / "merged")
