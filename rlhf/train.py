@@ -11,6 +11,7 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from rlhf.config_validation import validate_config
 from rlhf.run_info import write_run_info
 from rlhf.sweep_summary import write_final_metrics
 
@@ -20,6 +21,7 @@ def instantiate_group(group: DictConfig | None) -> list:
 
 
 def run(cfg: DictConfig) -> dict:
+    validate_config(cfg)   # every key checked before any model loads
     L.seed_everything(cfg.seed, workers=True)
     write_run_info(cfg, cfg.paths.output_dir)
     datamodule = instantiate(cfg.data)
@@ -29,7 +31,8 @@ def run(cfg: DictConfig) -> dict:
     trainer = instantiate(trainer_cfg, callbacks=instantiate_group(cfg.get("callbacks")),
                           logger=instantiate_group(cfg.get("logger")) or False)
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-    if cfg.get("export_dir"):
+    stopped_by_signal = any(getattr(c, "saved_path", None) for c in trainer.callbacks)
+    if cfg.get("export_dir") and not stopped_by_signal:   # a stopped run resumes; it has no final model yet
         module.export(cfg.export_dir)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if trainer.is_global_zero:

@@ -1,0 +1,156 @@
+"""RL prompts for PPO (artifact A8, METHODS §4.2) and the optional PTX stream (METHODS §4.9).
+
+Batches are plain lists — `{"ids": [str], "prompts": [messages], "input_ids": [[int]]}` — since
+rollout pads them itself. The loaders shard by rank themselves and carry their position in their
+state, so Lightning's checkpoint resumes at the very next batch (no restart of the epoch).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import lightning as L
+import torch
+
+from rlhf.data.collate import CausalLMCollator
+from rlhf.data.source_spec import load_source
+from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
+from rlhf.errors import DataError
+from rlhf.models import load_backbone_tokenizer
+from rlhf.rollout import encode_prompt
+
+log = logging.getLogger(__name__)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _permutation(n: int, seed: int, shuffle: bool) -> list[int]:
+    if not shuffle:
+        return list(range(n))
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
+
+
+class PromptLoader:
+    """Prompt batches: one permutation per epoch (seed + epoch), rank r takes positions r, r + W, …
+
+    The first `len(self) · batch_size · W` positions of the permutation are used each epoch (the
+    tail that cannot fill a batch on every rank is left out), so one process with batch B·W sees
+    the same prompts per step as W processes with batch B.
+    """
+
+    def __init__(self, records: list[dict], batch_size: int, shuffle: bool = True, seed: int = 0):
+        self.records, self.batch_size, self.shuffle, self.seed = records, batch_size, shuffle, seed
+        self.epoch, self.served = 0, 0
+
+    def __len__(self) -> int:
+        _, world = _rank_and_world()
+        return len(self.records) // (world * self.batch_size)
+
+    def __iter__(self):
+        rank, world = _rank_and_world()
+        n_batches = len(self)
+        order = _permutation(len(self.records), self.seed + self.epoch, self.shuffle)
+        mine = order[rank:n_batches * world * self.batch_size:world]
+        while self.served < n_batches:
+            chunk = [self.records[i] for i in mine[self.served * self.batch_size:(self.served + 1) * self.batch_size]]
+            self.served += 1
+            yield {"ids": [r["id"] for r in chunk], "prompts": [r["prompt"] for r in chunk],
+                   "input_ids": [r["input_ids"] for r in chunk]}
+        self.epoch, self.served = self.epoch + 1, 0
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "served": self.served}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.epoch, self.served = int(state["epoch"]), int(state["served"])
+
+
+class PTXStream:
+    """Endless SFT batches for the PTX term, cycling independently of the prompts (METHODS §4.9)."""
+
+    def __init__(self, examples: list[dict], batch_size: int, pad_token_id: int, seed: int = 0):
+        if not examples:
+            raise DataError("the PTX corpus has no example with a trainable token")
+        self.examples, self.batch_size, self.seed = examples, batch_size, seed
+        self.collate = CausalLMCollator(pad_token_id)
+        self.served = 0
+
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        rank, world = _rank_and_world()
+        per_cycle = max(len(self.examples) // (world * self.batch_size), 1)
+        cycle, position = divmod(self.served, per_cycle)
+        order = _permutation(len(self.examples), self.seed + 7919 * (cycle + 1), True)
+        mine = order[rank::world]
+        picked = [mine[(position * self.batch_size + j) % len(mine)] for j in range(self.batch_size)]
+        self.served += 1
+        return self.collate([self.examples[i] for i in picked])
+
+    def state_dict(self) -> dict:
+        return {"served": self.served}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.served = int(state["served"])
+
+
+class PromptDataModule(L.LightningDataModule):
+    def __init__(self, model: dict, sources: list[dict], template: str = "chatml", batch_size: int = 16,
+                 max_prompt_tokens: int | None = 1024, overlong: str = "drop", shuffle: bool = True,
+                 seed: int = 0, ptx: dict | None = None):
+        super().__init__()
+        self.model_spec = dict(model)
+        self.sources = [dict(s) for s in sources]
+        self.template_name = template
+        self.batch_size = batch_size
+        self.max_prompt_tokens = max_prompt_tokens
+        self.overlong = overlong
+        self.shuffle = shuffle
+        self.seed = seed
+        self.ptx_cfg = dict(ptx) if ptx and ptx.get("sources") else None
+        self.tokenizer = None
+        self.records: list[dict] | None = None
+        self.ptx_examples: list[dict] | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.records is not None:
+            return
+        self.tokenizer = load_backbone_tokenizer(self.model_spec)
+        template = get_template(self.template_name, self.tokenizer.eos_token)
+        self.records, dropped = [], 0
+        for index, spec in enumerate(self.sources):
+            for number, record in enumerate(load_source(spec, kind="prompt", seed=self.seed)):
+                ids = encode_prompt(self.tokenizer, template, record["prompt"], self.max_prompt_tokens, self.overlong)
+                if ids is None:
+                    dropped += 1
+                    continue
+                self.records.append({"id": str(record.get("id", f"{index}:{number}")), "prompt": record["prompt"],
+                                     "input_ids": ids})
+        if dropped:
+            log.info("dropped %d prompts longer than %s tokens (thesis §5.4)", dropped, self.max_prompt_tokens)
+        if not self.records:
+            raise DataError(f"no prompt left from {len(self.sources)} source(s) after dropping {dropped} over "
+                            f"data.max_prompt_tokens={self.max_prompt_tokens}")
+        if self.ptx_cfg:
+            self.ptx_examples = self._ptx_examples(template)
+
+    def _ptx_examples(self, template) -> list[dict]:
+        max_length = int(self.ptx_cfg.get("max_length", 512))
+        examples = []
+        for spec in self.ptx_cfg["sources"]:
+            for record in load_source(dict(spec), kind="conversation", seed=self.seed):
+                encoded = tokenize_conversation(self.tokenizer, record["messages"], template, max_length)
+                if any(label != IGNORE_INDEX for label in encoded["labels"]):
+                    examples.append(encoded)
+        return examples
+
+    def train_dataloader(self) -> PromptLoader:
+        return PromptLoader(self.records, self.batch_size, self.shuffle, self.seed)
+
+    def ptx_stream(self) -> PTXStream | None:
+        if self.ptx_cfg is None:
+            return None
+        return PTXStream(self.ptx_examples, int(self.ptx_cfg.get("batch_size", self.batch_size)),
+                         self.tokenizer.pad_token_id, self.seed)

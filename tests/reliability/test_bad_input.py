@@ -1,0 +1,136 @@
+"""Each kind of bad input gives one clear error naming file and record, or a counted, logged skip (issue 8 §3).
+
+Strict xfails mark behaviour this suite found missing in files owned elsewhere (see RELIABILITY.md);
+they start failing, and must be turned into plain tests, once the data modules are fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from rlhf.data.absolute_datamodule import AbsoluteDataModule
+from rlhf.data.preference_datamodule import PreferenceDataModule
+from rlhf.data.prompt_datamodule import PromptDataModule
+from rlhf.data.sft_datamodule import SFTDataModule
+from rlhf.errors import DataError
+
+MODEL = {"source": "tiny", "tokenizer": "embedded:smollm2-135m"}
+LONG = " ".join(["word"] * 400)
+
+
+def jsonl(path, rows) -> str:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return str(path)
+
+
+def sft(path, max_length=128):
+    return SFTDataModule(MODEL, [{"path": path, "adapter": "generic", "fields": {"prompt": "prompt",
+                                                                                  "response": "response"}}],
+                         max_length=max_length, val_fraction=0.0, batch_size=2)
+
+
+def test_empty_file(tmp_path):
+    path = jsonl(tmp_path / "empty.jsonl", [])
+    with pytest.raises(DataError, match=r"empty.jsonl: adapter 'generic' produced no records"):
+        sft(path).setup()
+
+
+def test_missing_field_names_file_record_and_fields(tmp_path):
+    path = jsonl(tmp_path / "sft.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": "a", "answer": "b"}])
+    with pytest.raises(DataError, match=r"sft.jsonl, record 2: missing field 'response' \(fields present: "
+                                        r"\['answer', 'prompt'\]\)"):
+        sft(path).setup()
+
+
+def test_wrong_type_and_broken_json(tmp_path):
+    path = jsonl(tmp_path / "typed.jsonl", [{"prompt": ["not", "text"], "response": "b"}])
+    with pytest.raises(DataError, match=r"typed.jsonl, record 1: field 'prompt' should be str, got list"):
+        sft(path).setup()
+    path = jsonl(tmp_path / "broken.jsonl", [{"prompt": "a", "response": "b"}, '{"prompt": "a", '])
+    with pytest.raises(DataError, match=r"broken.jsonl, record 2: invalid JSON"):
+        sft(path).setup()
+
+
+def test_every_sft_example_truncated_away_is_an_error(tmp_path):
+    path = jsonl(tmp_path / "long.jsonl", [{"prompt": LONG, "response": "short"}])
+    with pytest.raises(DataError, match="no train example has a response token left after truncation"):
+        sft(path, max_length=32).setup()
+
+
+@pytest.mark.xfail(strict=True, reason="SFTDataModule drops over-long examples silently when some survive")
+def test_some_sft_examples_truncated_away_are_counted_and_logged(tmp_path, caplog):
+    path = jsonl(tmp_path / "mixed.jsonl", [{"prompt": LONG, "response": "short"}, {"prompt": "a", "response": "b"}])
+    with caplog.at_level(logging.INFO):
+        sft(path, max_length=32).setup()
+    assert any("1" in r.message and "truncat" in r.message for r in caplog.records)
+
+
+@pytest.mark.xfail(strict=True, reason="an empty response trains on the end-of-turn token alone, no error or skip")
+def test_empty_response_is_an_error_or_logged_skip(tmp_path, caplog):
+    path = jsonl(tmp_path / "empty_response.jsonl", [{"prompt": "a", "response": ""}, {"prompt": "a", "response": "b"}])
+    with caplog.at_level(logging.INFO):
+        try:
+            module = sft(path)
+            module.setup()
+        except DataError as err:
+            assert "record 1" in str(err)
+            return
+    assert len(module.train_set) == 1 and caplog.records
+
+
+def prompts(path, max_prompt_tokens=64, overlong="drop"):
+    return PromptDataModule(MODEL, [{"path": path, "adapter": "generic", "kind": "prompt",
+                                     "fields": {"prompt": "prompt"}}], max_prompt_tokens=max_prompt_tokens,
+                            overlong=overlong, batch_size=2)
+
+
+def test_overlong_prompt_is_a_counted_logged_skip(tmp_path, caplog):
+    path = jsonl(tmp_path / "prompts.jsonl", [{"prompt": LONG}, {"prompt": "short"}, {"prompt": "also short"}])
+    with caplog.at_level(logging.INFO, logger="rlhf.data.prompt_datamodule"):
+        module = prompts(path)
+        module.setup()
+    assert len(module.records) == 2                       # 3 prompts, the 400-word one is over 64 tokens
+    assert "dropped 1 prompts longer than 64 tokens" in caplog.text
+
+
+def test_only_overlong_prompts_is_an_error(tmp_path):
+    path = jsonl(tmp_path / "prompts.jsonl", [{"prompt": LONG}])
+    with pytest.raises(DataError, match=r"no prompt left .* after dropping 1 over data.max_prompt_tokens=64"):
+        prompts(path).setup()
+
+
+def absolute(path):
+    return AbsoluteDataModule(MODEL, [{"path": path}], max_length=64, min_prompt_tokens=16, val_fraction=0.0)
+
+
+@pytest.mark.parametrize("label, message", [
+    (1.5, r"record 2: 'label' is 1.5; need a number in \[0, 1\]"),
+    (-0.1, r"record 2: 'label' is -0.1"),
+    ("high", r"record 2: 'label' is 'high'"),
+])
+def test_label_out_of_range_names_the_record(tmp_path, label, message):
+    path = jsonl(tmp_path / "abs.jsonl", [{"prompt": "p", "response": "r", "label": 0.5},
+                                          {"prompt": "p", "response": "r", "label": label}])
+    with pytest.raises(DataError, match=r"abs.jsonl, " + message):
+        absolute(path).setup()
+
+
+def test_criterion_label_out_of_range(tmp_path):
+    path = jsonl(tmp_path / "abs.jsonl", [{"prompt": "p", "response": "r", "labels": {"quality": 7}}])
+    with pytest.raises(DataError, match=r"abs.jsonl, record 1: .*7"):
+        absolute(path).setup()
+
+
+def test_preference_schema_errors(tmp_path):
+    path = jsonl(tmp_path / "pairs.jsonl", [{"prompt": "p", "chosen": "a"}])
+    module = PreferenceDataModule(MODEL, [{"path": path, "adapter": "pairs"}], max_length=64, min_prompt_tokens=16)
+    with pytest.raises(DataError, match=r"pairs.jsonl, record 1: missing field 'rejected'"):
+        module.setup()
+    path = jsonl(tmp_path / "groups.jsonl", [{"prompt": [{"role": "user", "content": "p"}],
+                                              "responses": ["a", "b"], "ranks": [0]}])
+    module = PreferenceDataModule(MODEL, [{"path": path, "adapter": "grouped"}], max_length=64, min_prompt_tokens=16)
+    with pytest.raises(DataError, match=r"groups.jsonl, record 1: 2 responses but 1 ranks"):
+        module.setup()
