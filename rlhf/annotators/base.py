@@ -3,6 +3,7 @@ need not know whether ranks came from a simulation, a person, an LLM judge or a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 from rlhf.errors import ConfigError, DataError
@@ -60,22 +61,30 @@ def ranks_from_scores(scores: list[float]) -> list[int]:
     return [sum(other > s for other in scores) for s in scores]
 
 
-def build_annotator(kind: str, **kwargs) -> Annotator:
-    """Config entry point (configs/annotator/<kind>.yaml passes its keys as kwargs)."""
+def build_annotator(cfg: Mapping) -> Annotator:
+    """An annotator from config: a configs/annotator/*.yaml node (with `_target_`, instantiated by
+    Hydra) or a plain mapping {"kind": one of ANNOTATOR_KINDS, **constructor keys}."""
+    cfg = dict(cfg)
+    if "_target_" in cfg:
+        import hydra.utils
+
+        return hydra.utils.instantiate(cfg, _convert_="all")
+    kind = cfg.pop("kind", None)
     if kind == "simulated":
         from rlhf.annotators.simulated import SimulatedAnnotator
 
-        return SimulatedAnnotator(**kwargs)
+        return SimulatedAnnotator(**cfg)
     if kind == "human":
         from rlhf.annotators.human import HumanAnnotator
 
-        return HumanAnnotator.from_file(**kwargs)
+        return HumanAnnotator.from_file(**cfg)
     if kind == "llm_judge":
         from rlhf.annotators.llm_judge import LLMJudgeAnnotator
 
-        return LLMJudgeAnnotator(**kwargs)
+        return LLMJudgeAnnotator(**cfg)
     if kind == "reward_model":
         from rlhf.annotators.reward_model import RewardModelAnnotator
 
-        return RewardModelAnnotator(**kwargs)
-    raise ConfigError("annotator.kind", f"unknown annotator kind {kind!r}; expected one of {list(ANNOTATOR_KINDS)}")
+        return RewardModelAnnotator(**cfg)
+    raise ConfigError("annotator.kind", f"unknown annotator kind {kind!r}; expected one of {list(ANNOTATOR_KINDS)} "
+                      "(or a `_target_`)")

@@ -31,8 +31,8 @@ def words(text: str) -> list[str]:
 
 
 def stem(word: str) -> str:
-    """Crude stem so "tips"/"tip", "planning"/"plan", "managing"/"management" match: strip one
-    suffix, undouble the last consonant, keep 5 characters."""
+    """Crude stem so "tips"/"tip", "saving"/"save", "planning"/"plan" match: strip one suffix
+    (-ies -> -y, -ing, -ed, -ly, -s), drop a final "e", undouble the last consonant, keep 5 characters."""
     if word.endswith("ies") and len(word) > 4:
         word = word[:-3] + "y"
     else:
@@ -40,6 +40,8 @@ def stem(word: str) -> str:
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 word = word[: -len(suffix)]
                 break
+    if len(word) >= 4 and word.endswith("e"):
+        word = word[:-1]
     if len(word) >= 4 and word[-1] == word[-2] and word[-1] not in "aeiou":
         word = word[:-1]
     return word[:5]
@@ -53,6 +55,15 @@ def count_phrases(tokens: list[str], phrases: tuple[str, ...]) -> int:
     """How many distinct phrases occur as whole-word sequences in the tokens."""
     joined = " " + " ".join(tokens) + " "
     return sum(f" {phrase} " in joined for phrase in phrases)
+
+
+POLITE_PATTERN = re.compile(r"\b(?:" + "|".join(re.escape(p) for p in POLITE_MARKERS) + r")\b[!.,]?", re.IGNORECASE)
+
+
+def without_polite_markers(text: str) -> str:
+    """The text with courtesy phrases cut out, so an embedding of it measures topic alone and the
+    relevance criterion does not punish the politeness the courtesy criterion rewards."""
+    return " ".join(POLITE_PATTERN.sub(" ", text.replace("\u2019", "'")).split())
 
 
 def relevance_from_cosine(cosine: float, band: tuple[float, float]) -> float:

@@ -30,7 +30,13 @@ def round_robin_wins(k: int, verdicts: dict[tuple[int, int], str]) -> list[float
 
 
 class LLMJudgeAnnotator:
-    """Rank by round-robin wins (K(K-1)/2 judge calls per prompt); equal wins tie."""
+    """Rank by round-robin wins (K(K-1)/2 pairs per prompt, two calls each with position swap);
+    equal wins tie.
+
+    `judge` is anything with compare(prompt_text, a, b) -> "a" | "b" | "tie"; without one, an
+    rlhf.evaluate.llm_judge.LLMJudge is built for base_url and model. The API key is read from the
+    environment variable named by `api_key_env` at request time; this class never holds it.
+    """
 
     def __init__(
         self,
@@ -42,6 +48,8 @@ class LLMJudgeAnnotator:
         swap_positions: bool = True,
         timeout: float = 60.0,
         max_retries: int = 3,
+        temperature: float = 0.0,
+        max_tokens: int | None = None,
     ):
         if judge is None:
             if not base_url:
@@ -58,12 +66,15 @@ class LLMJudgeAnnotator:
                 swap_positions=swap_positions,
                 timeout=timeout,
                 max_retries=max_retries,
+                temperature=temperature,
+                max_tokens=max_tokens,
                 **options,
             )
         self.judge = judge
         self.name = f"llm_judge:{model}" if model else "llm_judge"
 
     def rank(self, prompt: list[dict], responses: list[str]) -> list[int]:
+        """Rank per response, 0 = most round-robin wins."""
         text = render_conversation(prompt)
         verdicts = {
             (i, j): self.judge.compare(text, responses[i], responses[j])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 from rlhf.annotators.base import check_prompt, ranks_from_scores
 from rlhf.errors import ConfigError
@@ -20,22 +21,33 @@ def sigmoid(x: float) -> float:
 class RewardModelAnnotator:
     """Ranks by RM score (higher = better, equal scores tie).
 
-    score: a callable `score(prompts, responses) -> list[float]` or an object with such a `.score`.
-    output_mode: "logit" (the score is a logit; quality = σ(score)) or "prob" (already in [0, 1]),
-    the two RM output modes of METHODS.md §3.9.
+    score: an object with `.score(prompts, responses)` (the reward protocol of CONTRACTS.md, e.g.
+    rlhf.reward_model.RewardScorer) or such a callable; tensors and lists both work.
+    output_mode: "logit" (quality label = σ(score)) or "prob" (score already in [0, 1]), the two RM
+    output modes of METHODS.md §3.9; by default the scorer's own `.output`, else "logit".
     """
 
-    def __init__(self, score, name: str = "reward_model", output_mode: str = "logit"):
+    def __init__(self, score, name: str = "reward_model", output_mode: str | None = None):
         score_fn: Callable = getattr(score, "score", score)
         if not callable(score_fn):
             raise ConfigError("annotator.score", f"need a callable score(prompts, responses) or an object with .score, got {score!r}")
+        output_mode = output_mode or getattr(score, "output", "logit")
         if output_mode not in OUTPUT_MODES:
             raise ConfigError("annotator.output_mode", f"got {output_mode!r}; expected one of {list(OUTPUT_MODES)}")
         self.score_fn = score_fn
         self.name = name
         self.output_mode = output_mode
 
+    @classmethod
+    def from_path(cls, path: str | Path, output: str = "logit", batch_size: int = 16, device: str = "cpu"):
+        """An exported RM folder (configs/annotator/reward_model.yaml)."""
+        from rlhf.reward_model import load_reward_model
+
+        scorer = load_reward_model(path, output=output, device=device, batch_size=batch_size)
+        return cls(scorer, name=f"reward_model:{Path(path).name}", output_mode=output)
+
     def scores(self, prompt: list[dict], responses: list[str]) -> list[float]:
+        """All K responses of one prompt in one score() call."""
         check_prompt(prompt)
         values = [float(v) for v in self.score_fn([prompt] * len(responses), list(responses))]
         if len(values) != len(responses):

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 
 from rlhf.annotators import criteria as rules
 from rlhf.annotators.base import last_user_text
@@ -81,8 +82,11 @@ class SimulatedAnnotator:
         target_words: tuple[int, int] = (20, 80),
         relevance_band: tuple[float, float] = (0.1, 0.8),
         detail_words: int = 10,
+        relevance_words: int = 48,
     ):
-        if not (isinstance(temperature, (int, float)) and temperature >= 0 and math.isfinite(temperature)):
+        if isinstance(temperature, bool) or not (
+            isinstance(temperature, (int, float)) and temperature >= 0 and math.isfinite(temperature)
+        ):
             raise ConfigError("annotator.temperature", f"must be a finite number >= 0, got {temperature!r}")
         weights = dict(ICE_GRT_DERIVED_WEIGHTS if weights is None else weights)
         unknown = sorted(set(weights) - set(CRITERIA))
@@ -99,7 +103,10 @@ class SimulatedAnnotator:
         self.weights = weights
         self.target_words = (int(lo), int(hi))
         self.relevance_band = (float(relevance_band[0]), float(relevance_band[1]))
+        if relevance_words < 1:
+            raise ConfigError("annotator.relevance_words", f"must be >= 1, got {relevance_words!r}")
         self.detail_words = detail_words
+        self.relevance_words = int(relevance_words)
         self.rng = np.random.default_rng(seed)
         self._encoder = encoder
 
@@ -112,16 +119,25 @@ class SimulatedAnnotator:
         return self._encoder
 
     def relevances(self, prompt_texts: list[str], responses: list[str]) -> list[float]:
-        """Cosine(prompt, response) through the band, all texts embedded in one encode() call."""
-        prompts = list(dict.fromkeys(prompt_texts))
+        """Cosine(prompt, first `relevance_words` words of the response, courtesy phrases removed)
+        through the band.
+
+        Every distinct text is embedded once, in one encode() call, shortest first so batches carry
+        little padding. Cutting the response bounds the encoder cost per response (the encoder is
+        nearly all of the scoring time), and whether a reply addresses the question shows in its
+        opening.
+        """
+        heads = [" ".join(rules.without_polite_markers(r).split()[: self.relevance_words]) for r in responses]
         answered = [i for i, r in enumerate(responses) if rules.words(r)]
         if not answered:
             return [0.0] * len(responses)
-        vectors = self.encoder.encode(prompts + [responses[i] for i in answered])
-        prompt_row = {p: k for k, p in enumerate(prompts)}
+        texts = list(dict.fromkeys([prompt_texts[i] for i in answered] + [heads[i] for i in answered]))
+        by_length = sorted(range(len(texts)), key=lambda k: len(texts[k]))
+        vectors = self.encoder.encode([texts[k] for k in by_length])
+        row = {texts[k]: position for position, k in enumerate(by_length)}
         out = [0.0] * len(responses)
-        for offset, i in enumerate(answered):
-            cosine = float((vectors[prompt_row[prompt_texts[i]]] * vectors[len(prompts) + offset]).sum())
+        for i in answered:
+            cosine = float((vectors[row[prompt_texts[i]]] * vectors[row[heads[i]]]).sum())
             out[i] = rules.relevance_from_cosine(cosine, self.relevance_band)
         return out
 
@@ -156,7 +172,16 @@ class SimulatedAnnotator:
     def gold_score(self, prompt_text: str, response: str) -> float:
         return self.gold_scores([prompt_text], [response])[0]
 
+    def score(self, prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:
+        """Gold scores as a float32 CPU tensor [B]: the reward-function protocol of CONTRACTS.md,
+        so the simulated labeller can serve as the gold reward in PPO and evaluation."""
+        if len(prompts) != len(responses):
+            raise ValueError(f"need one prompt per response, got {len(prompts)} and {len(responses)}")
+        texts = [last_user_text(prompt) for prompt in prompts]
+        return torch.tensor(self.gold_scores(texts, list(responses)), dtype=torch.float32)
+
     def rank(self, prompt: list[dict], responses: list[str]) -> list[int]:
+        """Rank per response, 0 = best: the gold order with Plackett–Luce noise at `temperature`."""
         text = last_user_text(prompt)
         scores = self.gold_scores([text] * len(responses), list(responses))
         return plackett_luce_ranks(scores, self.temperature, self.rng)
