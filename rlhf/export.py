@@ -79,6 +79,9 @@ def _unsharded_copy(model, state: dict):
         from peft import get_peft_model
 
         twin = get_peft_model(twin, model.peft_config["default"])
+    # to_empty gives each module its own storage, which silently unties tied embeddings; re-tie
+    # so the export has the same shape (and tie_word_embeddings) as an unsharded one.
     twin.to_empty(device="cpu")
+    twin.tie_weights()
     twin.load_state_dict(state)
     return twin

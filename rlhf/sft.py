@@ -35,6 +35,9 @@ class SFTModule(L.LightningModule):
         if self.model is not None:
             return
         model = load_backbone(self.model_spec, self.tokenizer)
+        # from_pretrained returns eval mode and Lightning keeps module modes as found, so a loaded
+        # checkpoint would otherwise train with LoRA dropout silently off.
+        model.train()
         if self.gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.config.use_cache = False

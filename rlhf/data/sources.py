@@ -10,6 +10,7 @@ Adapters take (record, where) and raise DataError naming the file and record on 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from rlhf.data.jsonl import iter_source
 from rlhf.errors import ConfigError, DataError
 
+log = logging.getLogger(__name__)
 
 def _field(record: object, key: str, where: tuple[str, int], kind: type = str):
     if not isinstance(record, dict):
@@ -138,11 +140,19 @@ def parse_hh_transcript(text: str, where) -> list[dict]:
 
 
 def hh_rlhf(record, where) -> Iterator[dict]:
-    """HH-RLHF: chosen and rejected share the dialogue up to the last assistant turn."""
+    """HH-RLHF: chosen and rejected share the dialogue up to the last assistant turn.
+
+    A few real pairs break that (3 of the 1,800 harmless-base dev pairs have an extra or doubled
+    Assistant turn on one side); they compare different contexts, so they are skipped with a warning.
+    """
     chosen = parse_hh_transcript(_field(record, "chosen", where), where)
     rejected = parse_hh_transcript(_field(record, "rejected", where), where)
     if chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
         raise DataError("transcript does not end with an Assistant turn", source=where[0], record=where[1])
+    if len(chosen) < 2 or chosen[:-1] != rejected[:-1] or chosen[-2]["role"] != "user":
+        log.warning("%s, record %s: chosen and rejected do not share the dialogue before the last Assistant "
+                    "turn; pair skipped", where[0], where[1])
+        return
     yield {"prompt": chosen[:-1], "responses": [chosen[-1]["content"], rejected[-1]["content"]],
            "ranks": [0, 1], "source": "hh_rlhf"}
 
