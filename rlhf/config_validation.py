@@ -30,7 +30,7 @@ GLOBAL_GROUP_KEYS = {"optimized_metric", "reward", "hydra"}
 OPTIM_KEYS = {"lr", "betas", "eps", "weight_decay", "schedule", "warmup_ratio", "grad_clip"}
 DICT_SCHEMAS = {  # parameter name -> keys the code reads from that plain dict (rlhf/models.py, lora.py, optim.py)
     "model": {"source", "tokenizer", "dtype", "cache_dir", "trust_remote_code", "tiny", "fsdp_param_dtype"},
-    "peft": {"enabled", "r", "alpha", "dropout", "target_modules"},
+    "peft": {"enabled", "r", "alpha", "dropout", "target_modules", "top_layers"},
     "optim": OPTIM_KEYS, "actor_optim": OPTIM_KEYS, "critic_optim": OPTIM_KEYS,
 }
 CHOICES = {
