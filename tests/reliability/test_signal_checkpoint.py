@@ -71,15 +71,20 @@ def test_without_rng_state_the_resumed_run_diverges(tmp_path):
 
 
 def test_second_sigint_falls_back_to_keyboard_interrupt(tmp_path):
-    callback = SignalCheckpoint(dirpath=str(tmp_path))
-    previous = signal.getsignal(signal.SIGINT)
-    trainer = quiet_trainer(tmp_path, max_epochs=1)
-    callback.on_train_start(trainer, None)
-    os.kill(os.getpid(), signal.SIGINT)          # first: recorded only
-    assert callback.received == signal.SIGINT
-    with pytest.raises(KeyboardInterrupt):       # second: the previous handler (Python's default) runs
-        os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) == previous
+    # A background job (nohup, CI runners) may start with SIGINT ignored: install Python's default first.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        callback = SignalCheckpoint(dirpath=str(tmp_path))
+        previous = signal.getsignal(signal.SIGINT)
+        trainer = quiet_trainer(tmp_path, max_epochs=1)
+        callback.on_train_start(trainer, None)
+        os.kill(os.getpid(), signal.SIGINT)          # first: recorded only
+        assert callback.received == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):       # second: the previous handler (Python's default) runs
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == previous
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_mid_epoch_stop_with_model_checkpoint_resumes_the_rest_of_the_epoch(tmp_path):
