@@ -1,0 +1,251 @@
+"""PPO step time, samples/s and peak RSS: our PPOModule vs TRL's PPOTrainer vs the floor (issues 5, 9).
+
+Same settings for every system (bench/ppo_settings.py): SmolLM2-135M fp32 on CPU, 16 prompts,
+32 new tokens, 4 PPO epochs over one minibatch, LoRA r16/a32 on all linear layers, reference =
+the actor with its adapter disabled, and a closed-form reward (count of the letter "e"). Critic:
+TRL's PPOTrainer only has a separate full-parameter value model; ours is run with the same
+separate critic and, by `--critic`, with a value head on the actor. Each (run, system) is a fresh
+subprocess; runs are interleaved so a change in machine load hits every system alike; the figure is
+the median over runs of the median timed step (after `--warmup` untimed steps).
+
+    .venv/bin/python bench/ppo_throughput.py                  # CPU comparison, 3 runs
+    .venv/bin/python bench/ppo_throughput.py --quick          # tiny model smoke run (< 60 s idle)
+    .venv/bin/python bench/ppo_throughput.py --scaling        # step time vs batch and response length
+    .venv/bin/python bench/ppo_throughput.py --gpu --model-source HuggingFaceTB/SmolLM2-360M-Instruct
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+from harness import emit, load_now, machine_record, median_summary, peak_gpu_mb, peak_rss_mb, run_worker, steady_step_s
+from ppo_settings import LORA, add_settings_arguments, model_overrides, model_spec, prompt_token_ids, prompts_needed
+
+SYSTEMS = ("floor", "ours", "trl")
+CRITICS = ("separate", "value_head")
+QUICK = ["--model", "tiny", "--batch", "4", "--new-tokens", "8", "--runs", "1", "--critic", "value_head", "--threads", "1"]
+
+
+# ------------------------------------------------------------------------------------- workers
+def ours_worker(args) -> dict:
+    import lightning as L
+    import torch
+
+    from lightning_run import GPU, fit_stage
+
+    class StepMetrics(L.Callback):
+        def __init__(self):
+            self.rows: list[dict] = []
+
+        def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+            metrics = trainer.callback_metrics
+            self.rows.append({k: float(metrics[k]) for k in ("time/generate", "time/score", "time/train",
+                                                             "train/response_length") if k in metrics})
+
+    steps = args.warmup + args.steps
+    overrides = model_overrides(args) + [
+        "stage=ppo", "peft=lora", "data=prompts_demo", f"data.batch_size={args.batch}",
+        f"data.sources.0.n={prompts_needed(args.batch, steps)}", f"stage.module.rollout.max_new_tokens={args.new_tokens}",
+        f"stage.module.ppo.epochs={args.epochs}", f"stage.module.ppo.minibatch_size={args.minibatch or 'null'}",
+        f"stage.module.critic.kind={args.critic}", "stage.module.log_samples_every_n_steps=0",
+        f"trainer.max_steps={steps}"] + (GPU if args.gpu else [])
+    recorder = StepMetrics()
+    _, _, durations = fit_stage(overrides, callbacks=[recorder])
+    step = steady_step_s(durations, args.warmup)
+    timed = recorder.rows[args.warmup:]
+    split = {name.split("/")[1] + "_s": round(statistics.median(r[name] for r in timed), 3)
+             for name in ("time/generate", "time/score", "time/train")}
+    return {"system": f"ours[{args.critic}]", "step_s": round(step, 3), "samples_per_s": round(args.batch / step, 3),
+            **split, "response_length": round(statistics.mean(r["train/response_length"] for r in timed), 2),
+            "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(), "threads": torch.get_num_threads(),
+            "step_s_each": [round(d, 3) for d in durations]}
+
+
+def trl_worker(args) -> dict:
+    import tempfile
+
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl.experimental.ppo import PPOConfig, PPOTrainer
+    from trl.experimental.ppo import ppo_trainer as trl_ppo
+
+    from ppo_settings import LetterCountRewardModel
+    from rlhf.models import load_backbone, load_backbone_tokenizer
+    from rlhf.reward import load_reward_backbone
+    from step_timers import HFStepTimer
+
+    generate_s: list[float] = []
+    plain_generation = trl_ppo.batch_generation
+
+    def timed_generation(*a, **kw):
+        start = time.perf_counter()
+        out = plain_generation(*a, **kw)
+        generate_s.append(time.perf_counter() - start)
+        return out
+
+    trl_ppo.batch_generation = timed_generation  # TRL calls it by module-level name inside train()
+    steps = args.warmup + args.steps
+    spec = model_spec(args)
+    tokenizer = load_backbone_tokenizer(spec)
+    tokenizer.padding_side = "left"  # TRL's PPO appends responses to the query block: prompts left-padded
+    policy = load_backbone(spec, tokenizer)
+    value_model = load_reward_backbone(spec, tokenizer)
+    reward_model = LetterCountRewardModel(tokenizer)
+    dataset = Dataset.from_dict({"input_ids": prompt_token_ids(tokenizer, prompts_needed(args.batch, steps))})
+    minibatch = args.minibatch or args.batch
+    config = PPOConfig(
+        output_dir=tempfile.mkdtemp(prefix="trl-ppo-bench-"), per_device_train_batch_size=args.batch,
+        gradient_accumulation_steps=1, num_mini_batches=args.batch // minibatch, num_ppo_epochs=args.epochs,
+        response_length=args.new_tokens, temperature=1.0, stop_token="eos", total_episodes=args.batch * steps,
+        local_rollout_forward_batch_size=args.batch, num_sample_generations=0, learning_rate=1.41e-5,
+        report_to=[], save_strategy="no", logging_steps=1_000_000, disable_tqdm=True, bf16=args.gpu,
+        use_cpu=not args.gpu, gradient_checkpointing=False, seed=0, dataloader_num_workers=0)
+    peft_config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
+                             target_modules=LORA["target_modules"], task_type="CAUSAL_LM")
+    timer = HFStepTimer()
+    trainer = PPOTrainer(args=config, processing_class=tokenizer, model=policy, ref_model=None, reward_model=reward_model,
+                         train_dataset=dataset, value_model=value_model, peft_config=peft_config, callbacks=[timer])
+    trainer.train()
+    step = steady_step_s(timer.durations, args.warmup)
+    gen = statistics.median(generate_s[args.warmup:])
+    return {"system": "trl", "step_s": round(step, 3), "samples_per_s": round(args.batch / step, 3),
+            "generate_s": round(gen, 3), "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(),
+            "threads": torch.get_num_threads(), "step_s_each": [round(d, 3) for d in timer.durations]}
+
+
+def floor_worker(args) -> dict:
+    from ppo_floor import measure_floor
+
+    args.reps = args.steps
+    return measure_floor(args)
+
+
+WORKERS = {"ours": ours_worker, "trl": trl_worker, "floor": floor_worker}
+
+
+# -------------------------------------------------------------------------------- orchestration
+def worker_args(args, system: str, critic: str | None = None, batch: int | None = None,
+                new_tokens: int | None = None) -> list[str]:
+    out = ["--worker", system, "--model", args.model, "--batch", str(batch or args.batch),
+           "--new-tokens", str(new_tokens or args.new_tokens), "--epochs", str(args.epochs),
+           "--warmup", str(args.warmup), "--steps", str(args.steps), "--critic", critic or args.critic[0]]
+    if args.model_source:
+        out += ["--model-source", args.model_source]
+    if args.minibatch:
+        out += ["--minibatch", str(args.minibatch)]
+    if args.gpu:
+        out.append("--gpu")
+    return out
+
+
+def labelled_jobs(args) -> list[tuple[str, list[str]]]:
+    jobs = []
+    for system in args.systems:
+        if system == "ours":
+            jobs += [(f"ours[{critic}]", worker_args(args, "ours", critic)) for critic in args.critic]
+        else:
+            jobs.append((system, worker_args(args, system)))
+    return jobs
+
+
+def compare(args) -> dict:
+    runs: dict[str, list[dict]] = {}
+    for run in range(args.runs):
+        for label, job in labelled_jobs(args):
+            load = load_now()
+            result = run_worker(__file__, job, timeout=args.timeout, threads=args.threads)
+            result["load_1min_before"] = load
+            runs.setdefault(label, []).append(result)
+            print(f"[run {run + 1}/{args.runs}] {label}: {json.dumps(result)}", file=sys.stderr, flush=True)
+    summary = {label: median_summary(results) for label, results in runs.items()}
+    ratios = {}
+    for label, s in summary.items():
+        if not label.startswith("ours"):
+            continue
+        if "trl" in summary:
+            ratios[f"{label}_samples_per_s_vs_trl"] = round(s["samples_per_s"] / summary["trl"]["samples_per_s"], 3)
+            ratios[f"{label}_peak_rss_vs_trl"] = round(s["peak_rss_mb"] / summary["trl"]["peak_rss_mb"], 3)
+        if "floor" in summary:
+            ratios[f"{label}_step_vs_floor"] = round(s["step_s"] / summary["floor"]["floor_step_s"], 3)
+    if "trl" in summary and "floor" in summary:
+        ratios["trl_step_vs_floor"] = round(summary["trl"]["step_s"] / summary["floor"]["floor_step_s"], 3)
+    return {"median": summary, "ratios": ratios, "runs": runs}
+
+
+def scaling(args) -> dict:
+    """Step time of our PPOModule (and any other --systems) over batch × response length."""
+    if args.grid:
+        configs = [(b, n) for b in args.batches for n in args.lengths]
+    else:  # the two axes through the default point (batch 16, 32 tokens)
+        configs = [(b, args.new_tokens) for b in args.batches]
+        configs += [(args.batch, n) for n in args.lengths if (args.batch, n) not in configs]
+    rows = []
+    for batch, new_tokens in configs:
+        for system in args.systems:
+            critics = args.critic if system == "ours" else [None]
+            for critic in critics:
+                results = [run_worker(__file__, worker_args(args, system, critic, batch, new_tokens),
+                                      timeout=args.timeout, threads=args.threads) for _ in range(args.runs)]
+                row = {"batch": batch, "new_tokens": new_tokens, "system": results[0]["system"],
+                       **median_summary(results), "runs": args.runs}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+    return {"rows": rows}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_settings_arguments(p)
+    p.add_argument("--critic", default="separate,value_head", help="our critic kind(s), comma-separated")
+    p.add_argument("--systems", default="floor,ours,trl", help="comma-separated subset of floor,ours,trl")
+    p.add_argument("--runs", type=int, default=3, help="fresh processes per system (median reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed PPO steps at the start of each run")
+    p.add_argument("--steps", type=int, default=1, help="timed PPO steps per run")
+    p.add_argument("--scaling", action="store_true", help="step time vs batch size and response length")
+    p.add_argument("--batches", default="8,16,32,64")
+    p.add_argument("--lengths", default="32,64,128")
+    p.add_argument("--grid", action="store_true", help="scaling over the full batch × length grid (default: two axes)")
+    p.add_argument("--timeout", type=float, default=3600, help="seconds per worker process")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: one per core)")
+    p.add_argument("--quick", action="store_true", help="tiny model, batch 4, 8 tokens, 1 run: a smoke run")
+    p.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
+    return p
+
+
+def parse(argv: list[str]):
+    args = parser().parse_args(argv)
+    if args.quick:
+        args = parser().parse_args([*QUICK, *(a for a in argv if a != "--quick")])
+        args.quick = True
+    if not args.worker:
+        args.critic = args.critic.split(",")
+        args.systems = args.systems.split(",")
+        args.batches = [int(x) for x in args.batches.split(",")]
+        args.lengths = [int(x) for x in args.lengths.split(",")]
+        unknown = set(args.systems) - set(SYSTEMS) or set(args.critic) - set(CRITICS)
+        if unknown:
+            raise SystemExit(f"unknown system/critic {sorted(unknown)}; systems: {SYSTEMS}, critics: {CRITICS}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse(argv)
+    if args.worker:
+        emit(WORKERS[args.worker](args))
+        return
+    machine = machine_record()
+    started = time.perf_counter()
+    result = scaling(args) if args.scaling else compare(args)
+    settings = {k: v for k, v in vars(args).items() if k != "worker"}
+    print(json.dumps({"machine": machine, "load_after": load_now(), "wall_s": round(time.perf_counter() - started, 1),
+                      "settings": settings, **result}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
