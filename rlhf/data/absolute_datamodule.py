@@ -8,6 +8,7 @@ touches the training split only, so validation keeps the natural bucket mix the 
 
 from __future__ import annotations
 
+import logging
 import math
 
 import lightning as L
@@ -19,9 +20,12 @@ from rlhf.data.collate import length_mask, pad_sequences
 from rlhf.data.imbalance import apply_variant, parse_variant
 from rlhf.data.jsonl import iter_source
 from rlhf.data.mixture import split_train_val
+from rlhf.data.resumable_loader import ResumableLoader
 from rlhf.data.templates import get_template, tokenize_prompt_response
 from rlhf.errors import ConfigError, DataError
 from rlhf.models import load_backbone_tokenizer
+
+log = logging.getLogger(__name__)
 
 
 def parse_record(record, weights, where: tuple[str, int]) -> dict | None:
@@ -57,13 +61,18 @@ def parse_record(record, weights, where: tuple[str, int]) -> dict | None:
 def load_absolute_records(spec: dict, weights) -> list[dict]:
     if not spec.get("path"):
         raise ConfigError("data.sources", f"each absolute source needs 'path', got {sorted(spec)}")
-    out = []
+    out, unlabelled = [], []
     for line, record in iter_source(spec["path"], spec.get("split", "train")):
         parsed = parse_record(record, weights, (str(spec["path"]), line))
-        if parsed is not None:
+        if parsed is None:
+            unlabelled.append(line)
+        else:
             out.append(parsed)
         if spec.get("limit") is not None and len(out) >= spec["limit"]:
             break
+    if unlabelled:
+        log.warning("%s: skipped %d records without a quality label (records %s)", spec["path"], len(unlabelled),
+                    ", ".join(map(str, unlabelled[:5])) + (", ..." if len(unlabelled) > 5 else ""))
     if not out:
         raise DataError("no usable record (every record lacks a quality label?)", source=str(spec["path"]))
     return out
@@ -131,8 +140,8 @@ class AbsoluteDataModule(L.LightningDataModule):
         return {"input_ids": ids, "score": record["score"], "weight": float(record.get("weight", 1.0))}
 
     def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          collate_fn=AbsoluteCollator(self.tokenizer.pad_token_id, self.padding_side))
+        collate = AbsoluteCollator(self.tokenizer.pad_token_id, self.padding_side)
+        return ResumableLoader(self.train_set, self.batch_size, collate, seed=self.seed, num_workers=self.num_workers)
 
     def val_dataloader(self):
         if not self.val_set:

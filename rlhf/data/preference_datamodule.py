@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from rlhf.data.collate import length_mask, pad_sequences
 from rlhf.data.mixture import split_train_val
 from rlhf.data.pairs import build_pairs
+from rlhf.data.resumable_loader import ResumableLoader
 from rlhf.data.source_spec import load_source
 from rlhf.data.templates import get_template, tokenize_prompt_response
 from rlhf.errors import ConfigError, DataError
@@ -139,8 +140,8 @@ class PreferenceDataModule(L.LightningDataModule):
         return PreferenceCollator(self.tokenizer.pad_token_id, self.padding_side, self.rank_gap_margin > 0)
 
     def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          collate_fn=self.collator())
+        return ResumableLoader(self.train_set, self.batch_size, self.collator(), seed=self.seed,
+                               num_workers=self.num_workers)
 
     def val_dataloader(self):
         if not self.val_set:

@@ -13,6 +13,7 @@ import lightning as L
 import torch
 
 from rlhf.data.collate import CausalLMCollator
+from rlhf.data.resumable_loader import permutation, rank_and_world
 from rlhf.data.source_spec import load_source
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
 from rlhf.errors import DataError
@@ -20,18 +21,6 @@ from rlhf.models import load_backbone_tokenizer
 from rlhf.rollout import encode_prompt
 
 log = logging.getLogger(__name__)
-
-
-def _rank_and_world() -> tuple[int, int]:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _permutation(n: int, seed: int, shuffle: bool) -> list[int]:
-    if not shuffle:
-        return list(range(n))
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
 class PromptLoader:
@@ -47,13 +36,16 @@ class PromptLoader:
         self.epoch, self.served = 0, 0
 
     def __len__(self) -> int:
-        _, world = _rank_and_world()
+        _, world = rank_and_world()
         return len(self.records) // (world * self.batch_size)
 
     def __iter__(self):
-        rank, world = _rank_and_world()
+        rank, world = rank_and_world()
         n_batches = len(self)
-        order = _permutation(len(self.records), self.seed + self.epoch, self.shuffle)
+        if self.served >= n_batches:
+            # Lightning stops asking at len(self), so the previous epoch's generator never ran its tail.
+            self.epoch, self.served = self.epoch + 1, 0
+        order = permutation(len(self.records), self.seed + self.epoch, self.shuffle)
         mine = order[rank:n_batches * world * self.batch_size:world]
         while self.served < n_batches:
             chunk = [self.records[i] for i in mine[self.served * self.batch_size:(self.served + 1) * self.batch_size]]
@@ -80,10 +72,10 @@ class PTXStream:
         self.served = 0
 
     def next_batch(self) -> dict[str, torch.Tensor]:
-        rank, world = _rank_and_world()
+        rank, world = rank_and_world()
         per_cycle = max(len(self.examples) // (world * self.batch_size), 1)
         cycle, position = divmod(self.served, per_cycle)
-        order = _permutation(len(self.examples), self.seed + 7919 * (cycle + 1), True)
+        order = permutation(len(self.examples), self.seed + 7919 * (cycle + 1), True)
         mine = order[rank::world]
         picked = [mine[(position * self.batch_size + j) % len(mine)] for j in range(self.batch_size)]
         self.served += 1

@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+import logging
+
 import lightning as L
 from datasets import Dataset
 from torch.utils.data import DataLoader
 
 from rlhf.data.collate import CausalLMCollator
 from rlhf.data.mixture import mix_sources, split_train_val
+from rlhf.data.resumable_loader import ResumableLoader
 from rlhf.data.source_spec import load_source
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
-from rlhf.errors import DataError
+from rlhf.errors import ConfigError, DataError
 from rlhf.models import load_backbone_tokenizer
+
+log = logging.getLogger(__name__)
+INVALID_ACTIONS = ("skip", "error")
 
 
 class SFTDataModule(L.LightningDataModule):
     def __init__(self, model: dict, sources: list[dict], template: str = "chatml", max_length: int = 2048,
                  val_fraction: float = 0.05, batch_size: int = 4, eval_batch_size: int | None = None,
-                 mixture_total: int | None = None, num_workers: int = 0, seed: int = 0):
+                 mixture_total: int | None = None, num_workers: int = 0, seed: int = 0, invalid: str = "skip"):
         super().__init__()
         self.model_spec = dict(model)
         self.sources = [dict(s) for s in sources]
@@ -29,6 +35,9 @@ class SFTDataModule(L.LightningDataModule):
         self.mixture_total = mixture_total
         self.num_workers = num_workers
         self.seed = seed
+        if invalid not in INVALID_ACTIONS:
+            raise ConfigError("data.invalid", f"must be one of {list(INVALID_ACTIONS)}, got {invalid!r}")
+        self.invalid = invalid   # empty response / no response token left after truncation: skip (logged) or error
         self.tokenizer = None
         self.train_set = self.val_set = None
 
@@ -48,18 +57,39 @@ class SFTDataModule(L.LightningDataModule):
         self.train_set = self._encode(train, encode, "train")
         self.val_set = self._encode(val, encode, "validation") if val else None
 
-    @staticmethod
-    def _encode(records: list[dict], encode, split: str) -> Dataset:
-        encoded = [encode(r) for r in records]
-        kept = [e for e in encoded if any(label != IGNORE_INDEX for label in e["labels"])]
+    def _encode(self, records: list[dict], encode, split: str) -> Dataset:
+        """Examples with nothing to learn are never dropped silently: an empty final response, or a
+        response cut away entirely by `max_length`, is a counted, logged skip or (invalid=error) an
+        error naming the record."""
+        kept, empty, truncated = [], [], []
+        for record in records:
+            where = record.get("origin", "a record")
+            if not record["messages"][-1]["content"].strip():
+                empty.append(where)
+                continue
+            encoded = encode(record)
+            if all(label == IGNORE_INDEX for label in encoded["labels"]):
+                truncated.append(where)
+                continue
+            kept.append(encoded)
+        for problem, places in (("an empty response", empty),
+                                (f"no response token left after truncation to data.max_length={self.max_length}",
+                                 truncated)):
+            if not places:
+                continue
+            if self.invalid == "error":
+                raise DataError(f"{split} example from {places[0]} has {problem} (data.invalid=skip skips such "
+                                f"examples; {len(places)} of {len(records)} are affected)")
+            log.warning("%s: skipped %d of %d examples with %s (first: %s)", split, len(places), len(records),
+                        problem, ", ".join(places[:3]))
         if not kept:
             raise DataError(f"no {split} example has a response token left after truncation "
                             "(raise data.max_length or check the sources)")
         return Dataset.from_list(kept)
 
     def train_dataloader(self):
-        return DataLoader(self.train_set, batch_size=self.batch_size, shuffle=True, num_workers=self.num_workers,
-                          collate_fn=CausalLMCollator(self.tokenizer.pad_token_id))
+        return ResumableLoader(self.train_set, self.batch_size, CausalLMCollator(self.tokenizer.pad_token_id), seed=self.seed,
+                               num_workers=self.num_workers)
 
     def val_dataloader(self):
         if self.val_set is None:

@@ -213,7 +213,9 @@ def load_records(path: str | Path, adapter: str, split: str = "train", limit: in
     fn = ADAPTERS[adapter]
     out: list[dict] = []
     for number, record in iter_source(path, split):
-        out.extend(fn(record, (str(path), number), **adapter_kwargs))
+        for made in fn(record, (str(path), number), **adapter_kwargs):
+            made.setdefault("origin", f"{path} record {number}")   # named in later skips/errors
+            out.append(made)
         if limit is not None and len(out) >= limit:
             return out[:limit]
     if not out:

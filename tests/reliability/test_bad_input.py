@@ -1,7 +1,4 @@
 """Each kind of bad input gives one clear error naming file and record, or a counted, logged skip (issue 8 §3).
-
-Strict xfails mark behaviour this suite found missing in files owned elsewhere (see RELIABILITY.md);
-they start failing, and must be turned into plain tests, once the data modules are fixed.
 """
 
 from __future__ import annotations
@@ -11,7 +8,7 @@ import logging
 
 import pytest
 
-from rlhf.data.absolute_datamodule import AbsoluteDataModule
+from rlhf.data.absolute_datamodule import AbsoluteDataModule, load_absolute_records
 from rlhf.data.preference_datamodule import PreferenceDataModule
 from rlhf.data.prompt_datamodule import PromptDataModule
 from rlhf.data.sft_datamodule import SFTDataModule
@@ -60,25 +57,31 @@ def test_every_sft_example_truncated_away_is_an_error(tmp_path):
         sft(path, max_length=32).setup()
 
 
-@pytest.mark.xfail(strict=True, reason="SFTDataModule drops over-long examples silently when some survive")
 def test_some_sft_examples_truncated_away_are_counted_and_logged(tmp_path, caplog):
     path = jsonl(tmp_path / "mixed.jsonl", [{"prompt": LONG, "response": "short"}, {"prompt": "a", "response": "b"}])
     with caplog.at_level(logging.INFO):
         sft(path, max_length=32).setup()
-    assert any("1" in r.message and "truncat" in r.message for r in caplog.records)
+    assert "skipped 1 of 2 examples with no response token left after truncation to data.max_length=32" in caplog.text
+    assert "mixed.jsonl record 1" in caplog.text
 
 
-@pytest.mark.xfail(strict=True, reason="an empty response trains on the end-of-turn token alone, no error or skip")
-def test_empty_response_is_an_error_or_logged_skip(tmp_path, caplog):
-    path = jsonl(tmp_path / "empty_response.jsonl", [{"prompt": "a", "response": ""}, {"prompt": "a", "response": "b"}])
+def test_invalid_error_mode_names_file_and_record(tmp_path):
+    path = jsonl(tmp_path / "mixed.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": LONG, "response": "short"}])
+    module = SFTDataModule(MODEL, [{"path": path, "adapter": "generic", "fields": {"prompt": "prompt",
+                                                                                    "response": "response"}}],
+                           max_length=32, val_fraction=0.0, batch_size=2, invalid="error")
+    with pytest.raises(DataError, match=r"mixed.jsonl record 2 has no response token left after truncation"):
+        module.setup()
+
+
+def test_empty_response_is_a_counted_logged_skip(tmp_path, caplog):
+    path = jsonl(tmp_path / "empty_response.jsonl", [{"prompt": "a", "response": " "}, {"prompt": "a", "response": "b"}])
     with caplog.at_level(logging.INFO):
-        try:
-            module = sft(path)
-            module.setup()
-        except DataError as err:
-            assert "record 1" in str(err)
-            return
-    assert len(module.train_set) == 1 and caplog.records
+        module = sft(path)
+        module.setup()
+    assert len(module.train_set) == 1
+    assert "skipped 1 of 2 examples with an empty response (first: " in caplog.text
+    assert "empty_response.jsonl record 1" in caplog.text
 
 
 def prompts(path, max_prompt_tokens=64, overlong="drop"):
@@ -116,6 +119,16 @@ def test_label_out_of_range_names_the_record(tmp_path, label, message):
                                           {"prompt": "p", "response": "r", "label": label}])
     with pytest.raises(DataError, match=r"abs.jsonl, " + message):
         absolute(path).setup()
+
+
+def test_record_without_quality_label_is_a_counted_logged_skip(tmp_path, caplog):
+    path = jsonl(tmp_path / "abs.jsonl", [{"prompt": "p", "response": "r", "labels": {"quality": 0.5}},
+                                          {"prompt": "p", "response": "r", "labels": {"humor": 0.5}},
+                                          {"prompt": "p", "response": "r", "labels": {"quality": 0.9}}])
+    with caplog.at_level(logging.INFO):
+        records = load_absolute_records({"path": path}, "quality")
+    assert [r["score"] for r in records] == [0.5, 0.9]
+    assert "skipped 1 records without a quality label (records 2)" in caplog.text
 
 
 def test_criterion_label_out_of_range(tmp_path):

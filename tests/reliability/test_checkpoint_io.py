@@ -99,3 +99,50 @@ def test_resume_into_a_different_module_is_a_clear_error(tmp_path):
     with pytest.raises(CheckpointError, match=r"small.ckpt: weights do not match WiderRegression.*"
                                               r"layer.weight: checkpoint \(1, 4\) vs module \(1, 5\)"):
         trainer.fit(WiderRegression(), regression_loader(), ckpt_path=str(tmp_path / "small.ckpt"))
+
+
+def fsdp2_strategy(module=None):
+    from rlhf.fsdp2_strategy import CheckedModelParallelStrategy
+
+    strategy = CheckedModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1,
+                                            save_distributed_checkpoint=False)
+    strategy.checkpoint_io = AtomicCheckpointIO()
+    if module is not None:
+        strategy.checkpoint_io.bind_module(module)
+    return strategy
+
+
+def test_fsdp2_strategy_names_a_truncated_or_foreign_checkpoint(tmp_path):
+    """ModelParallelStrategy reads checkpoints past the CheckpointIO; the project's subclass checks first."""
+    target = tmp_path / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint(lightning_dict(1.0), target)
+    target.write_bytes(target.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match=r"last\.ckpt.*unreadable.*truncated, corrupt"):
+        fsdp2_strategy().load_checkpoint(target)
+    torch.save({"weight": torch.zeros(1)}, tmp_path / "plain.pt")
+    with pytest.raises(CheckpointError, match=r"plain\.pt.*not a Lightning checkpoint"):
+        fsdp2_strategy().load_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(CheckpointError, match=r"missing\.ckpt.*file not found"):
+        fsdp2_strategy().load_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_fsdp2_strategy_names_a_checkpoint_of_another_module(tmp_path):
+    target = tmp_path / "other.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"layer.weight": torch.zeros(1, 5)},
+                                          "pytorch-lightning_version": "2"}, target)
+    module = TinyRegression()                     # the plugin holds the module by weak reference
+    with pytest.raises(CheckpointError, match=r"other\.ckpt.*do not match TinyRegression.*layer\.weight"):
+        fsdp2_strategy(module).load_checkpoint(target)
+
+
+def test_fsdp2_config_saves_through_the_atomic_plugin():
+    """strategy=fsdp2 with the trainer's plugins: saving goes Strategy.save_checkpoint -> checkpoint_io."""
+    import lightning as L
+
+    from rlhf.fsdp2_strategy import CheckedModelParallelStrategy
+
+    strategy = CheckedModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1,
+                                            save_distributed_checkpoint=False)
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy=strategy, plugins=[AtomicCheckpointIO()],
+                        logger=False, enable_progress_bar=False)
+    assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
