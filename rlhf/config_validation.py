@@ -96,6 +96,7 @@ RANGES = {
     "epochs": POSITIVE_INT,
     "accumulate_grad_batches": POSITIVE_INT,
     "max_consecutive": POSITIVE_INT,
+    "max_nonfinite_in_a_row": POSITIVE_INT,
     "limit": POSITIVE_INT,
     "num_workers": _number(0, integer=True),
     "max_steps": _number(-1, integer=True, nullable=False),

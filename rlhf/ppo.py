@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
+from callbacks.training_fault import TrainingFault
 from rlhf.advantages import explained_variance, gae_advantages, kl_penalized_rewards, sequence_kl, whiten
 from rlhf.errors import ConfigError
 from rlhf.export import export_hf, save_pretrained_atomic
@@ -35,6 +37,8 @@ from rlhf.reward_normalization import RunningMeanStd, clip_scores
 from rlhf.rewards import build_reward
 from rlhf.rollout import forward_response, generate, left_pad, position_ids, sample_seeds
 from rlhf.sharding import shard_model
+
+log = logging.getLogger(__name__)
 
 CRITIC_KINDS = ("separate", "value_head")
 KL_PLACEMENTS = ("reward", "loss")
@@ -153,6 +157,7 @@ class PPOModule(L.LightningModule):
         self._reward_fn: list = []  # a plain list, so a reward model is never registered, trained or checkpointed
         self.ptx_stream = None
         self.skipped_updates = 0
+        self.nonfinite_in_a_row = 0
         self._reward_state = self._ptx_state = None  # restored from a checkpoint, applied in on_fit_start
 
     # ----------------------------------------------------------------------------------- build
@@ -345,8 +350,11 @@ class PPOModule(L.LightningModule):
                                                         self.temperature, with_hidden=self.uses_value_head)
             pg_loss, pg_stats = clipped_policy_loss(logprobs, mb.old_logprobs, mb.advantages, mask,
                                                     float(self.ppo_cfg.get("clip_eps", 0.2)))
-            entropy = masked_mean(entropy_from_logits(logits), mask)
-            actor_loss = pg_loss - float(self.ppo_cfg.get("entropy_coef", 0.0)) * entropy
+            entropy_coef = float(self.ppo_cfg.get("entropy_coef", 0.0))
+            with torch.set_grad_enabled(entropy_coef > 0 and torch.is_grad_enabled()):
+                # a [B, R, V] softmax kept for backward only when the bonus is on; else logged only
+                entropy = masked_mean(entropy_from_logits(logits), mask)
+            actor_loss = pg_loss - entropy_coef * entropy
             if self.kl_cfg.get("placement", "reward") == "loss":
                 actor_loss = actor_loss + self.kl_controller.beta * kl_penalty_loss(
                     logprobs, mb.ref_logprobs, mask, self.kl_cfg.get("estimator", "k3"))
@@ -404,9 +412,16 @@ class PPOModule(L.LightningModule):
                     break
                 finite = self._sum_all(torch.isfinite(loss.detach()).float().reshape(1))
                 if float(finite) < self.world_size:
-                    self.skipped_updates += 1
+                    self._skip_update(iteration, f"loss {float(loss.detach())}")
                     continue
                 self._backward(loss)
+                finite = self._sum_all(torch.tensor([float(self._grads_finite())], device=self.device))
+                if float(finite) < self.world_size:           # every rank skips together
+                    actor_opt.zero_grad(set_to_none=True)
+                    critic_opt.zero_grad(set_to_none=True)
+                    self._skip_update(iteration, "a NaN/inf gradient")
+                    continue
+                self.nonfinite_in_a_row = 0
                 stats["critic_grad_norm"] = self._step(critic_opt, self.critic_optim_cfg)
                 if train_actor:
                     stats["actor_grad_norm"] = self._step(actor_opt, self.actor_optim_cfg)
@@ -420,6 +435,24 @@ class PPOModule(L.LightningModule):
         out["ppo_updates"] = torch.tensor(float(updates))
         out["early_stopped"] = torch.tensor(float(stopped))
         return out
+
+    def _grads_finite(self) -> bool:
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+
+    def _skip_update(self, iteration: int, what: str) -> None:
+        """A minibatch with a NaN/inf loss or gradient changes no weight; too many in a row end the run
+        (the optimizers are stepped here directly, so the NonFiniteGuard callback does not see them)."""
+        self.skipped_updates += 1
+        self.nonfinite_in_a_row += 1
+        log.warning("PPO step %d: %s -> minibatch update skipped (%d in a row, %d in total)",
+                    iteration, what, self.nonfinite_in_a_row, self.skipped_updates)
+        limit = int(self.ppo_cfg.get("max_nonfinite_in_a_row", 5))
+        if self.nonfinite_in_a_row >= limit:
+            raise TrainingFault(
+                f"step {iteration}: {self.nonfinite_in_a_row} PPO minibatch updates in a row had a NaN/inf loss or "
+                f"gradient (last: {what}). Likely causes: learning rate too high, bf16/fp16 overflow, a reward "
+                f"model returning NaN, or advantages whitened over a batch with zero variance.")
 
     def _step(self, optimizer, cfg: dict) -> torch.Tensor:
         """Clip (per optimizer) and step; returns the gradient norm before clipping."""

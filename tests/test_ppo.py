@@ -201,3 +201,32 @@ def test_value_head_critic_warmup_then_ptx(prompts_file, tmp_path):
     assert record.steps[0]["train/critic_warmup"] == 1.0 and "train/ptx_loss" not in record.steps[0]
     assert record.steps[1]["train/critic_warmup"] == 0.0 and record.steps[1]["train/ptx_loss"] > 0
     assert module.ptx_stream.served == 4  # one PTX batch per actor update: 2 epochs x 2 minibatches
+
+
+class PoisonGradients(L.Callback):
+    """Every gradient becomes NaN while the loss stays finite (the case NonFiniteGuard cannot see in PPO)."""
+
+    def on_train_start(self, trainer, pl_module):
+        for p in pl_module.parameters():
+            if p.requires_grad:
+                p.register_hook(lambda grad: torch.full_like(grad, float("nan")))
+
+
+@pytest.mark.parametrize("limit", [5, 3])
+def test_nan_gradient_with_finite_loss_skips_every_update(prompts_file, tmp_path, limit):
+    from callbacks.training_fault import TrainingFault
+
+    module = make_module(critic="value_head", max_nonfinite_in_a_row=limit)   # 2 epochs x 2 minibatches = 4 updates
+    L.seed_everything(0)
+    trainer = L.Trainer(accelerator="cpu", max_steps=1, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path),
+                        callbacks=[PoisonGradients()])
+    if limit == 3:
+        with pytest.raises(TrainingFault, match=r"step 0: 3 PPO minibatch updates in a row had a NaN/inf loss or gradient"):
+            trainer.fit(module, datamodule=make_datamodule(prompts_file))
+        return
+    trainer.fit(module, datamodule=make_datamodule(prompts_file))
+    before = build_tiny_llama(module.tokenizer, **TINY["tiny"])
+    for (name, p0), p1 in zip(before.named_parameters(), module.actor.parameters()):
+        assert torch.equal(p0, p1), name                                     # no weight moved
+    assert module.skipped_updates == 4 and float(trainer.callback_metrics["train/ppo_updates"]) == 0
