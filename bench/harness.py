@@ -7,6 +7,7 @@ worker prints exactly one `BENCH_RESULT {json}` line; everything else it prints 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -49,6 +50,21 @@ def run_worker(script: str | Path, args: list[str], timeout: float | None = None
             return result
     tail = (proc.stderr or proc.stdout)[-4000:]
     raise RuntimeError(f"worker {' '.join(command[1:])} gave no result (exit {proc.returncode}):\n{tail}")
+
+
+def interleaved_runs(script: str | Path, jobs: list[tuple[str, list[str]]], runs: int, timeout: float | None = None,
+                     threads: int | None = None) -> dict[str, list[dict]]:
+    """Results per job label, `runs` each. Every run goes through all jobs before the next starts, so a
+    change in machine load hits every system alike; each result keeps the load it started under."""
+    results: dict[str, list[dict]] = {}
+    for run in range(runs):
+        for label, job in jobs:
+            load = load_now()
+            result = run_worker(script, job, timeout=timeout, threads=threads)
+            result["load_1min_before"] = load
+            results.setdefault(label, []).append(result)
+            print(f"[run {run + 1}/{runs}] {label}: {json.dumps(result)}", file=sys.stderr, flush=True)
+    return results
 
 
 def peak_rss_mb() -> float:
@@ -116,3 +132,43 @@ def machine_record() -> dict:
 
 def load_now() -> float:
     return round(os.getloadavg()[0], 2)
+
+
+# ------------------------------------------------------------------------- script entry points
+# Each bench script is both the orchestrator and its own workers (run_worker runs it with --worker).
+
+def parse_quick(make_parser, argv: list[str] | None, quick: list[str], mark_quick: bool = False) -> argparse.Namespace:
+    """Parse argv with `--quick` replaced by the script's smoke-run options; options written beside
+    it come after them, so they win. mark_quick: keep `quick: true` in the parsed (and reported)
+    settings, which the replacement would otherwise reset."""
+    argv = sys.argv[1:] if argv is None else argv
+    args = make_parser().parse_args(argv)
+    if args.quick:
+        args = make_parser().parse_args([*quick, *(a for a in argv if a != "--quick")])
+        args.quick = mark_quick or args.quick
+    return args
+
+
+def single_worker_main(script: str | Path, args: argparse.Namespace, work, worker_argv: list[str], key: str) -> None:
+    """Entry of a script that measures one system in one worker: the report is the worker's result
+    under `key`, beside the machine record and the settings."""
+    if args.worker:
+        emit(work(args))
+        return
+    result = run_worker(script, worker_argv, threads=args.threads)
+    print(json.dumps({"machine": machine_record(), "settings": vars(args), key: result}, indent=2))
+
+
+def multi_worker_main(args: argparse.Namespace, workers: dict, measure) -> None:
+    """Entry of a script that compares systems (`--worker SYSTEM` picks one of `workers`): `measure`
+    spawns the workers; the report brackets it with the machine record before and the load after,
+    since load on a shared machine moves every figure."""
+    if args.worker:
+        emit(workers[args.worker](args))
+        return
+    machine = machine_record()
+    started = time.perf_counter()
+    result = measure(args)
+    settings = {k: v for k, v in vars(args).items() if k != "worker"}
+    print(json.dumps({"machine": machine, "load_after": load_now(), "wall_s": round(time.perf_counter() - started, 1),
+                      "settings": settings, **result}, indent=2))

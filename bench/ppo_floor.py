@@ -12,13 +12,11 @@ this much work, so `PPO step / floor` is the overhead of the PPO machinery.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import sys
 import time
 
-from harness import emit, machine_record, peak_gpu_mb, peak_rss_mb, run_worker
-from ppo_settings import LORA, add_settings_arguments, model_spec, prompt_token_ids
+from harness import parse_quick, peak_gpu_mb, peak_rss_mb, single_worker_main
+from ppo_settings import LORA, add_settings_arguments, model_spec, prompt_token_ids, settings_argv
 
 QUICK = ["--model", "tiny", "--batch", "4", "--new-tokens", "8", "--reps", "2", "--warmup", "1", "--threads", "1"]
 
@@ -93,15 +91,7 @@ def sync(device: str) -> None:
 
 
 def worker_args(args) -> list[str]:
-    out = ["--worker", "--model", args.model, "--batch", str(args.batch), "--new-tokens", str(args.new_tokens),
-           "--epochs", str(args.epochs), "--reps", str(args.reps), "--warmup", str(args.warmup)]
-    if args.model_source:
-        out += ["--model-source", args.model_source]
-    if args.minibatch:
-        out += ["--minibatch", str(args.minibatch)]
-    if args.gpu:
-        out.append("--gpu")
-    return out
+    return ["--worker", *settings_argv(args), "--reps", str(args.reps), "--warmup", str(args.warmup)]
 
 
 def parser() -> argparse.ArgumentParser:
@@ -116,15 +106,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv)
-    if args.quick:
-        args = parser().parse_args([*QUICK, *(a for a in argv if a != "--quick")])
-    if args.worker:
-        emit(measure_floor(args))
-        return
-    result = run_worker(__file__, worker_args(args), threads=args.threads)
-    print(json.dumps({"machine": machine_record(), "settings": vars(args), "floor": result}, indent=2))
+    args = parse_quick(parser, argv, QUICK)
+    single_worker_main(__file__, args, measure_floor, worker_args(args), "floor")
 
 
 if __name__ == "__main__":

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import json
 import pstats
 import sys
 import time
 
-from harness import emit, machine_record, peak_rss_mb, run_worker
+from harness import parse_quick, peak_rss_mb, single_worker_main
 from ppo_settings import add_settings_arguments, model_overrides, prompts_needed
 
 QUICK = ["--model", "tiny", "--batch", "4", "--new-tokens", "8", "--threads", "1"]
@@ -127,15 +126,9 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    args = parser().parse_args(argv)
-    if args.quick:
-        args = parser().parse_args([*QUICK, *(a for a in argv if a != "--quick")])
-    if args.worker:
-        emit(profile_worker(args))
-        return
+    args = parse_quick(parser, argv, QUICK)
     forwarded = [a for a in argv if a not in ("--quick",)] + (QUICK if "--quick" in argv else [])
-    result = run_worker(__file__, ["--worker", *forwarded], threads=args.threads)
-    print(json.dumps({"machine": machine_record(), "settings": vars(args), "profile": result}, indent=2))
+    single_worker_main(__file__, args, profile_worker, ["--worker", *forwarded], "profile")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,20 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gpu", action="store_true", help="CUDA, bf16, FSDP2 on one GPU for our module")
 
 
+def settings_argv(args, batch: int | None = None, new_tokens: int | None = None) -> list[str]:
+    """The settings as worker options, so every worker runs the orchestrator's settings (batch and
+    new_tokens: a scaling point's own, where given)."""
+    out = ["--model", args.model, "--batch", str(batch or args.batch),
+           "--new-tokens", str(new_tokens or args.new_tokens), "--epochs", str(args.epochs)]
+    if args.model_source:
+        out += ["--model-source", args.model_source]
+    if args.minibatch:
+        out += ["--minibatch", str(args.minibatch)]
+    if args.gpu:
+        out.append("--gpu")
+    return out
+
+
 def model_overrides(args) -> list[str]:
     overrides = [f"model={args.model}"]
     if args.model_source:

@@ -22,8 +22,10 @@ import statistics
 import sys
 import time
 
-from harness import emit, load_now, machine_record, median_summary, peak_gpu_mb, peak_rss_mb, run_worker, steady_step_s
-from ppo_settings import LORA, add_settings_arguments, model_overrides, model_spec, prompt_token_ids, prompts_needed
+from harness import (interleaved_runs, median_summary, multi_worker_main, parse_quick, peak_gpu_mb, peak_rss_mb,
+                     run_worker, steady_step_s)
+from ppo_settings import (LORA, add_settings_arguments, model_overrides, model_spec, prompt_token_ids, prompts_needed,
+                          settings_argv)
 
 SYSTEMS = ("floor", "ours", "trl")
 CRITICS = ("separate", "value_head")
@@ -131,16 +133,8 @@ WORKERS = {"ours": ours_worker, "trl": trl_worker, "floor": floor_worker}
 # -------------------------------------------------------------------------------- orchestration
 def worker_args(args, system: str, critic: str | None = None, batch: int | None = None,
                 new_tokens: int | None = None) -> list[str]:
-    out = ["--worker", system, "--model", args.model, "--batch", str(batch or args.batch),
-           "--new-tokens", str(new_tokens or args.new_tokens), "--epochs", str(args.epochs),
-           "--warmup", str(args.warmup), "--steps", str(args.steps), "--critic", critic or args.critic[0]]
-    if args.model_source:
-        out += ["--model-source", args.model_source]
-    if args.minibatch:
-        out += ["--minibatch", str(args.minibatch)]
-    if args.gpu:
-        out.append("--gpu")
-    return out
+    return ["--worker", system, *settings_argv(args, batch, new_tokens), "--warmup", str(args.warmup),
+            "--steps", str(args.steps), "--critic", critic or args.critic[0]]
 
 
 def labelled_jobs(args) -> list[tuple[str, list[str]]]:
@@ -154,14 +148,7 @@ def labelled_jobs(args) -> list[tuple[str, list[str]]]:
 
 
 def compare(args) -> dict:
-    runs: dict[str, list[dict]] = {}
-    for run in range(args.runs):
-        for label, job in labelled_jobs(args):
-            load = load_now()
-            result = run_worker(__file__, job, timeout=args.timeout, threads=args.threads)
-            result["load_1min_before"] = load
-            runs.setdefault(label, []).append(result)
-            print(f"[run {run + 1}/{args.runs}] {label}: {json.dumps(result)}", file=sys.stderr, flush=True)
+    runs = interleaved_runs(__file__, labelled_jobs(args), args.runs, args.timeout, args.threads)
     summary = {label: median_summary(results) for label, results in runs.items()}
     ratios = {}
     for label, s in summary.items():
@@ -217,11 +204,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse(argv: list[str]):
-    args = parser().parse_args(argv)
-    if args.quick:
-        args = parser().parse_args([*QUICK, *(a for a in argv if a != "--quick")])
-        args.quick = True
+def parse(argv: list[str] | None):
+    args = parse_quick(parser, argv, QUICK, mark_quick=True)
     if not args.worker:
         args.critic = args.critic.split(",")
         args.systems = args.systems.split(",")
@@ -234,17 +218,8 @@ def parse(argv: list[str]):
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    if args.worker:
-        emit(WORKERS[args.worker](args))
-        return
-    machine = machine_record()
-    started = time.perf_counter()
-    result = scaling(args) if args.scaling else compare(args)
-    settings = {k: v for k, v in vars(args).items() if k != "worker"}
-    print(json.dumps({"machine": machine, "load_after": load_now(), "wall_s": round(time.perf_counter() - started, 1),
-                      "settings": settings, **result}, indent=2))
+    multi_worker_main(args, WORKERS, scaling if args.scaling else compare)
 
 
 if __name__ == "__main__":

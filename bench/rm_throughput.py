@@ -16,11 +16,9 @@ figure is the median over runs of the median timed step after `--warmup` untimed
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
 
-from harness import emit, load_now, machine_record, median_summary, peak_gpu_mb, peak_rss_mb, run_worker, steady_step_s
+from harness import (interleaved_runs, median_summary, multi_worker_main, parse_quick, peak_gpu_mb, peak_rss_mb,
+                     steady_step_s)
 from ppo_settings import LORA, model_overrides, model_spec
 
 SYSTEMS = ("ours", "trl")
@@ -111,14 +109,8 @@ def worker_args(args, system: str) -> list[str]:
 
 
 def compare(args) -> dict:
-    runs: dict[str, list[dict]] = {}
-    for run in range(args.runs):
-        for system in args.systems:
-            load = load_now()
-            result = run_worker(__file__, worker_args(args, system), timeout=args.timeout, threads=args.threads)
-            result["load_1min_before"] = load
-            runs.setdefault(system, []).append(result)
-            print(f"[run {run + 1}/{args.runs}] {system}: {json.dumps(result)}", file=sys.stderr, flush=True)
+    jobs = [(system, worker_args(args, system)) for system in args.systems]
+    runs = interleaved_runs(__file__, jobs, args.runs, args.timeout, args.threads)
     summary = {system: median_summary(results) for system, results in runs.items()}
     ratios = {}
     if {"ours", "trl"} <= set(summary):
@@ -147,11 +139,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def parse(argv: list[str]):
-    args = parser().parse_args(argv)
-    if args.quick:
-        args = parser().parse_args([*QUICK, *(a for a in argv if a != "--quick")])
-        args.quick = True
+def parse(argv: list[str] | None):
+    args = parse_quick(parser, argv, QUICK, mark_quick=True)
     # a few spare pairs: groups whose two responses are identical are dropped by the data module
     args.pairs_loaded = args.batch * (args.warmup + args.steps + 2)
     if not args.worker:
@@ -162,17 +151,7 @@ def parse(argv: list[str]):
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse(argv)
-    if args.worker:
-        emit(WORKERS[args.worker](args))
-        return
-    machine = machine_record()
-    started = time.perf_counter()
-    result = compare(args)
-    settings = {k: v for k, v in vars(args).items() if k != "worker"}
-    print(json.dumps({"machine": machine, "load_after": load_now(), "wall_s": round(time.perf_counter() - started, 1),
-                      "settings": settings, **result}, indent=2))
+    multi_worker_main(parse(argv), WORKERS, compare)
 
 
 if __name__ == "__main__":

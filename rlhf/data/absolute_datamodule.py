@@ -11,16 +11,14 @@ from __future__ import annotations
 import logging
 import math
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from rlhf.data.absolute_labels import aggregate_labels
 from rlhf.data.collate import length_mask, pad_sequences
 from rlhf.data.imbalance import apply_variant, parse_variant
 from rlhf.data.jsonl import iter_source
 from rlhf.data.mixture import split_train_val
-from rlhf.data.resumable_loader import ResumableLoader
+from rlhf.data.reward_data import RewardDataModule
 from rlhf.data.templates import get_template, tokenize_prompt_response
 from rlhf.errors import ConfigError, DataError
 from rlhf.models import load_backbone_tokenizer
@@ -98,30 +96,19 @@ class AbsoluteCollator:
         }
 
 
-class AbsoluteDataModule(L.LightningDataModule):
+class AbsoluteDataModule(RewardDataModule):
     def __init__(self, model: dict, sources: list[dict], label_weights: str | dict = "quality",
                  variant: str | None = None, weight_mode: str = "scaled", augmenter=None,
                  template: str = "chatml", max_length: int = 2048, min_prompt_tokens: int = 256,
                  val_fraction: float = 0.1, batch_size: int = 8, eval_batch_size: int | None = None,
                  padding_side: str = "right", num_workers: int = 0, seed: int = 0):
-        super().__init__()
-        self.model_spec = dict(model)
-        self.sources = [dict(s) for s in sources]
+        super().__init__(model, sources, template, max_length, min_prompt_tokens, val_fraction, batch_size,
+                         eval_batch_size, padding_side, num_workers, seed)
         self.label_weights = label_weights if isinstance(label_weights, str) else dict(label_weights)
         self.variant = parse_variant(variant or "")
         self.weight_mode = weight_mode
         self.augmenter = augmenter
-        self.template_name = template
-        self.max_length = max_length
-        self.min_prompt_tokens = min_prompt_tokens
-        self.val_fraction = val_fraction
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.padding_side = padding_side
-        self.num_workers = num_workers
-        self.seed = seed
-        self.tokenizer = None
-        self.train_records = self.train_set = self.val_set = None
+        self.train_records = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -139,13 +126,5 @@ class AbsoluteDataModule(L.LightningDataModule):
                                        self.max_length, self.min_prompt_tokens)["input_ids"]
         return {"input_ids": ids, "score": record["score"], "weight": float(record.get("weight", 1.0))}
 
-    def train_dataloader(self):
-        collate = AbsoluteCollator(self.tokenizer.pad_token_id, self.padding_side)
-        return ResumableLoader(self.train_set, self.batch_size, collate, seed=self.seed, num_workers=self.num_workers)
-
-    def val_dataloader(self):
-        if not self.val_set:
-            return []
-        return DataLoader(self.val_set, batch_size=self.eval_batch_size, shuffle=False,
-                          num_workers=self.num_workers,
-                          collate_fn=AbsoluteCollator(self.tokenizer.pad_token_id, self.padding_side))
+    def collator(self) -> AbsoluteCollator:
+        return AbsoluteCollator(self.tokenizer.pad_token_id, self.padding_side)

@@ -9,17 +9,15 @@ the loss can average over them (thesis eq. 2.12), with one RM forward per respon
 
 from __future__ import annotations
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 
 from rlhf.data.collate import length_mask, pad_sequences
 from rlhf.data.mixture import split_train_val
 from rlhf.data.pairs import build_pairs
-from rlhf.data.resumable_loader import ResumableLoader
+from rlhf.data.reward_data import RewardDataModule
 from rlhf.data.source_spec import load_source
 from rlhf.data.templates import get_template, tokenize_prompt_response
-from rlhf.errors import ConfigError, DataError
+from rlhf.errors import DataError
 from rlhf.models import load_backbone_tokenizer
 
 
@@ -81,29 +79,15 @@ class PreferenceCollator:
         return batch
 
 
-class PreferenceDataModule(L.LightningDataModule):
+class PreferenceDataModule(RewardDataModule):
     def __init__(self, model: dict, sources: list[dict], pairs: str = "all_pairs", template: str = "chatml",
                  max_length: int = 2048, min_prompt_tokens: int = 256, val_fraction: float = 0.1,
                  batch_size: int = 8, eval_batch_size: int | None = None, rank_gap_margin: float = 0.0,
                  padding_side: str = "right", num_workers: int = 0, seed: int = 0):
-        super().__init__()
-        if padding_side not in ("left", "right"):
-            raise ConfigError("data.padding_side", f"{padding_side!r}; allowed: left, right")
-        self.model_spec = dict(model)
-        self.sources = [dict(s) for s in sources]
+        super().__init__(model, sources, template, max_length, min_prompt_tokens, val_fraction, batch_size,
+                         eval_batch_size, padding_side, num_workers, seed)
         self.pairs = pairs
-        self.template_name = template
-        self.max_length = max_length
-        self.min_prompt_tokens = min_prompt_tokens
-        self.val_fraction = val_fraction
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
         self.rank_gap_margin = rank_gap_margin
-        self.padding_side = padding_side
-        self.num_workers = num_workers
-        self.seed = seed
-        self.tokenizer = None
-        self.train_set = self.val_set = None
 
     def load_groups(self) -> list[dict]:
         groups = []
@@ -138,13 +122,3 @@ class PreferenceDataModule(L.LightningDataModule):
 
     def collator(self) -> PreferenceCollator:
         return PreferenceCollator(self.tokenizer.pad_token_id, self.padding_side, self.rank_gap_margin > 0)
-
-    def train_dataloader(self):
-        return ResumableLoader(self.train_set, self.batch_size, self.collator(), seed=self.seed,
-                               num_workers=self.num_workers)
-
-    def val_dataloader(self):
-        if not self.val_set:
-            return []
-        return DataLoader(self.val_set, batch_size=self.eval_batch_size, shuffle=False,
-                          num_workers=self.num_workers, collate_fn=self.collator())
