@@ -92,6 +92,41 @@ def overoptimisation_points(samples: Path, metrics: dict, gold) -> list[dict]:
     return points
 
 
+def least_squares_slope(x: list[float], y: list[float]) -> float | None:
+    """Ordinary least-squares slope of y on x; None with fewer than two distinct x."""
+    n = len(x)
+    if n < 2:
+        return None
+    mx, my = sum(x) / n, sum(y) / n
+    sxx = sum((a - mx) ** 2 for a in x)
+    if sxx == 0:
+        return None
+    return sum((a - mx) * (b - my) for a, b in zip(x, y)) / sxx
+
+
+def overoptimisation_trend(points: list[dict]) -> dict | None:
+    """Slopes of proxy and gold against sqrt(KL) over the PPO steps, and whether they diverge
+    (proxy up while gold down: the reward model is being exploited)."""
+    usable = [p for p in points if p["sqrt_kl"] is not None]
+    x = [p["sqrt_kl"] for p in usable]
+    proxy, gold = least_squares_slope(x, [p["proxy"] for p in usable]), least_squares_slope(x, [p["gold"] for p in usable])
+    if proxy is None or gold is None:
+        return None
+    return {"proxy_slope": proxy, "gold_slope": gold, "diverging": proxy > 0 > gold, "max_sqrt_kl": max(x)}
+
+
+def criteria_means(gold, prompts: list, outputs: dict) -> dict | None:
+    """Mean of each gold criterion per policy, when the annotator exposes its criteria (simulated)."""
+    if not hasattr(gold, "criteria_batch"):
+        return None
+    texts = [prompt[-1]["content"] for prompt in prompts]
+    out = {}
+    for name, rows in outputs.items():
+        values = gold.criteria_batch(texts, [row["response"] for row in rows])
+        out[name] = {key: sum(v[key] for v in values) / len(values) for key in values[0]}
+    return out
+
+
 def _overopt_plot(points: list[dict], path: Path) -> Path | None:
     usable = [p for p in points if p["sqrt_kl"] is not None]
     if not usable:
@@ -169,7 +204,8 @@ def evaluate_stage(cfg: DictConfig, sft_dir: Path, ppo_dir: Path, ppo_run_dir: P
     summary = {"win_rate_ppo_vs_sft": win, "gold_gain_ppo_minus_sft": gain,
                "gold_mean": {k: sum(v) / len(v) for k, v in scores.items()},
                "proxy_mean": {k: sum(v) / len(v) for k, v in proxy.items()} if proxy else None,
-               "overoptimisation": points}
+               "overoptimisation": points, "overoptimisation_trend": overoptimisation_trend(points),
+               "gold_criteria_mean": criteria_means(gold, prompts, outputs)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     _write(cfg, out_dir, summary, metrics, scores, points)
     return out_dir / "report.md"
@@ -195,6 +231,10 @@ def _write(cfg, out_dir: Path, summary: dict, metrics: dict, scores: dict, point
     table = Table.from_records("Gold and proxy reward", [
         {"policy": name, "gold mean": summary["gold_mean"][name],
          "proxy mean": (summary["proxy_mean"] or {}).get(name)} for name in scores])
+    tables = [table]
+    if summary.get("gold_criteria_mean"):
+        tables.append(Table.from_records("Gold criteria (mean per policy)", [
+            {"policy": name, **values} for name, values in summary["gold_criteria_mean"].items()]))
     figures = []
     for keys, name, title in ((["train/reward_raw_mean", "train/reward_mean"], "reward.png", "PPO reward"),
                               ([KL_METRIC, "train/kl_per_token", "train/beta"], "kl.png", "PPO KL"),
@@ -204,9 +244,15 @@ def _write(cfg, out_dir: Path, summary: dict, metrics: dict, scores: dict, point
             figures.append((title, png))
     figures.append(("Gold reward per held-out prompt", _gain_plot(scores["sft"], scores["ppo"], out_dir / "gain.png")))
     overopt = _overopt_plot(points, out_dir / "overoptimisation.png")
-    sections = [Section("PPO vs SFT on held-out prompts", text, [table], figures)]
+    sections = [Section("PPO vs SFT on held-out prompts", text, tables, figures)]
     if overopt:
-        sections.append(Section("Over-optimisation", "Gold and proxy reward of each PPO step's rollouts "
-                                "against sqrt(KL) to the reference.",
+        trend = summary.get("overoptimisation_trend")
+        about = "Gold and proxy reward of each PPO step's rollouts against sqrt(KL) to the reference."
+        if trend:
+            about += (f" Least-squares slopes up to sqrt(KL) = {trend['max_sqrt_kl']:.2f}: proxy "
+                      f"{trend['proxy_slope']:+.4f}, gold {trend['gold_slope']:+.4f} per unit sqrt(KL)"
+                      + (" — the proxy rises while gold falls: the reward model is being over-optimised."
+                         if trend["diverging"] else "."))
+        sections.append(Section("Over-optimisation", about,
                                 [Table.from_records("Per step", points)], [("proxy and gold vs sqrt(KL)", overopt)]))
     write_report(out_dir, sections, title=f"RLHF pipeline report: {cfg.task_name}")

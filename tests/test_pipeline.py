@@ -64,6 +64,8 @@ def test_tiny_pipeline_end_to_end_then_resume_skips_finished_stages(tmp_path):
     win = summary["win_rate_ppo_vs_sft"]
     assert win["wins"] + win["losses"] + win["ties"] == 4
     assert [p["step"] for p in summary["overoptimisation"]] == [0, 1]
+    assert set(summary["gold_criteria_mean"]) == {"sft", "ppo"}
+    assert set(summary["gold_criteria_mean"]["ppo"]) >= {"relevance", "completeness", "courtesy"}
     final = json.loads((run_dir / "final_metrics.json").read_text())
     assert final["eval/win_rate_ppo_vs_sft"] == pytest.approx(win["win_rate"])
 
