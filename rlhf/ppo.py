@@ -24,6 +24,7 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
+from callbacks.nonfinite_guard import grads_are_finite
 from callbacks.training_fault import TrainingFault
 from rlhf.advantages import explained_variance, gae_advantages, kl_penalized_rewards, sequence_kl, whiten
 from rlhf.errors import ConfigError
@@ -410,13 +411,11 @@ class PPOModule(L.LightningModule):
                 if stop_kl is not None and train_actor and float(stats["approx_kl"]) > float(stop_kl):
                     stopped = True
                     break
-                finite = self._sum_all(torch.isfinite(loss.detach()).float().reshape(1))
-                if float(finite) < self.world_size:
+                if not self._on_every_rank(bool(torch.isfinite(loss.detach()).all())):
                     self._skip_update(iteration, f"loss {float(loss.detach())}")
                     continue
                 self._backward(loss)
-                finite = self._sum_all(torch.tensor([float(self._grads_finite())], device=self.device))
-                if float(finite) < self.world_size:           # every rank skips together
+                if not self._on_every_rank(grads_are_finite(actor_opt) and grads_are_finite(critic_opt)):
                     actor_opt.zero_grad(set_to_none=True)
                     critic_opt.zero_grad(set_to_none=True)
                     self._skip_update(iteration, "a NaN/inf gradient")
@@ -436,9 +435,9 @@ class PPOModule(L.LightningModule):
         out["early_stopped"] = torch.tensor(float(stopped))
         return out
 
-    def _grads_finite(self) -> bool:
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
-        return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+    def _on_every_rank(self, ok: bool) -> bool:
+        """True only when `ok` holds on every rank, so all ranks skip (or step) together."""
+        return float(self._sum_all(torch.tensor([float(ok)], device=self.device))) == self.world_size
 
     def _skip_update(self, iteration: int, what: str) -> None:
         """A minibatch with a NaN/inf loss or gradient changes no weight; too many in a row end the run

@@ -13,7 +13,7 @@ import lightning as L
 import torch
 
 from rlhf.data.collate import CausalLMCollator
-from rlhf.data.resumable_loader import permutation, rank_and_world
+from rlhf.data.resumable_loader import ResumableLoader, permutation, rank_and_world
 from rlhf.data.source_spec import load_source
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
 from rlhf.errors import DataError
@@ -23,42 +23,16 @@ from rlhf.rollout import encode_prompt
 log = logging.getLogger(__name__)
 
 
-class PromptLoader:
-    """Prompt batches: one permutation per epoch (seed + epoch), rank r takes positions r, r + W, …
+def prompt_batch(records: list[dict]) -> dict:
+    return {"ids": [r["id"] for r in records], "prompts": [r["prompt"] for r in records],
+            "input_ids": [r["input_ids"] for r in records]}
 
-    The first `len(self) · batch_size · W` positions of the permutation are used each epoch (the
-    tail that cannot fill a batch on every rank is left out), so one process with batch B·W sees
-    the same prompts per step as W processes with batch B.
-    """
+
+class PromptLoader(ResumableLoader):
+    """Prompt batches, always full (`drop_last`), so the rollout batch is the same on every rank."""
 
     def __init__(self, records: list[dict], batch_size: int, shuffle: bool = True, seed: int = 0):
-        self.records, self.batch_size, self.shuffle, self.seed = records, batch_size, shuffle, seed
-        self.epoch, self.served = 0, 0
-
-    def __len__(self) -> int:
-        _, world = rank_and_world()
-        return len(self.records) // (world * self.batch_size)
-
-    def __iter__(self):
-        rank, world = rank_and_world()
-        n_batches = len(self)
-        if self.served >= n_batches:
-            # Lightning stops asking at len(self), so the previous epoch's generator never ran its tail.
-            self.epoch, self.served = self.epoch + 1, 0
-        order = permutation(len(self.records), self.seed + self.epoch, self.shuffle)
-        mine = order[rank:n_batches * world * self.batch_size:world]
-        while self.served < n_batches:
-            chunk = [self.records[i] for i in mine[self.served * self.batch_size:(self.served + 1) * self.batch_size]]
-            self.served += 1
-            yield {"ids": [r["id"] for r in chunk], "prompts": [r["prompt"] for r in chunk],
-                   "input_ids": [r["input_ids"] for r in chunk]}
-        self.epoch, self.served = self.epoch + 1, 0
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "served": self.served}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.served = int(state["epoch"]), int(state["served"])
+        super().__init__(records, batch_size, prompt_batch, seed=seed, shuffle=shuffle, drop_last=True)
 
 
 class PTXStream:

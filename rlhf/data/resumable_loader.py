@@ -30,24 +30,31 @@ def permutation(n: int, seed: int, shuffle: bool) -> list[int]:
 
 class ResumableLoader:
     """Every rank gets ceil(N / W) examples per epoch (the permutation wraps around to fill the
-    last rank, as `DistributedSampler` does), in batches of `batch_size` (the last one may be short)."""
+    last rank, as `DistributedSampler` does), in batches of `batch_size` (the last one may be short).
+    With `drop_last`, only the first floor(N / (W·B))·W·B positions of the permutation are used, so
+    every batch on every rank is full and one process with batch B·W sees the same examples per step
+    as W processes with batch B."""
 
     def __init__(self, dataset, batch_size: int, collate_fn: Callable, seed: int = 0, shuffle: bool = True,
-                 num_workers: int = 0):
+                 num_workers: int = 0, drop_last: bool = False):
         self.dataset, self.batch_size, self.collate_fn = dataset, batch_size, collate_fn
-        self.seed, self.shuffle, self.num_workers = seed, shuffle, num_workers
+        self.seed, self.shuffle, self.num_workers, self.drop_last = seed, shuffle, num_workers, drop_last
         self.epoch, self.served = 0, 0
 
     def _indices(self) -> list[int]:
         rank, world = rank_and_world()
         n = len(self.dataset)
         order = permutation(n, self.seed + self.epoch, self.shuffle)
+        if self.drop_last:
+            return order[:len(self) * world * self.batch_size][rank::world]
         per_rank = math.ceil(n / world)
         order = (order * math.ceil(per_rank * world / max(n, 1)))[:per_rank * world]
         return order[rank::world]
 
     def __len__(self) -> int:
         _, world = rank_and_world()
+        if self.drop_last:
+            return len(self.dataset) // (world * self.batch_size)
         return math.ceil(math.ceil(len(self.dataset) / world) / self.batch_size)
 
     def __iter__(self):

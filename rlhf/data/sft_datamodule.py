@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 
-import lightning as L
 from datasets import Dataset
-from torch.utils.data import DataLoader
 
 from rlhf.data.collate import CausalLMCollator
 from rlhf.data.mixture import mix_sources, split_train_val
-from rlhf.data.resumable_loader import ResumableLoader
 from rlhf.data.source_spec import load_source
+from rlhf.data.split_datamodule import SplitDataModule
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
 from rlhf.errors import ConfigError, DataError
 from rlhf.models import load_backbone_tokenizer
@@ -20,26 +18,16 @@ log = logging.getLogger(__name__)
 INVALID_ACTIONS = ("skip", "error")
 
 
-class SFTDataModule(L.LightningDataModule):
+class SFTDataModule(SplitDataModule):
     def __init__(self, model: dict, sources: list[dict], template: str = "chatml", max_length: int = 2048,
                  val_fraction: float = 0.05, batch_size: int = 4, eval_batch_size: int | None = None,
                  mixture_total: int | None = None, num_workers: int = 0, seed: int = 0, invalid: str = "skip"):
-        super().__init__()
-        self.model_spec = dict(model)
-        self.sources = [dict(s) for s in sources]
-        self.template_name = template
-        self.max_length = max_length
-        self.val_fraction = val_fraction
-        self.batch_size = batch_size
-        self.eval_batch_size = eval_batch_size or batch_size
-        self.mixture_total = mixture_total
-        self.num_workers = num_workers
-        self.seed = seed
         if invalid not in INVALID_ACTIONS:
             raise ConfigError("data.invalid", f"must be one of {list(INVALID_ACTIONS)}, got {invalid!r}")
+        super().__init__(model, sources, template, max_length, val_fraction, batch_size, eval_batch_size,
+                         num_workers, seed)
+        self.mixture_total = mixture_total
         self.invalid = invalid   # empty response / no response token left after truncation: skip (logged) or error
-        self.tokenizer = None
-        self.train_set = self.val_set = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
@@ -87,12 +75,5 @@ class SFTDataModule(L.LightningDataModule):
                             "(raise data.max_length or check the sources)")
         return Dataset.from_list(kept)
 
-    def train_dataloader(self):
-        return ResumableLoader(self.train_set, self.batch_size, CausalLMCollator(self.tokenizer.pad_token_id), seed=self.seed,
-                               num_workers=self.num_workers)
-
-    def val_dataloader(self):
-        if self.val_set is None:
-            return []
-        return DataLoader(self.val_set, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers,
-                          collate_fn=CausalLMCollator(self.tokenizer.pad_token_id))
+    def collator(self) -> CausalLMCollator:
+        return CausalLMCollator(self.tokenizer.pad_token_id)

@@ -20,6 +20,7 @@ from rlhf.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
+
 def _field(record: object, key: str, where: tuple[str, int], kind: type = str):
     if not isinstance(record, dict):
         raise DataError(f"expected a JSON object, got {type(record).__name__}", source=where[0], record=where[1])
