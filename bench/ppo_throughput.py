@@ -28,7 +28,8 @@ from ppo_settings import (LORA, add_settings_arguments, model_overrides, model_s
                           settings_argv)
 
 SYSTEMS = ("floor", "ours", "trl")
-CRITICS = ("separate", "value_head")
+CRITICS = ("separate", "value_head", "separate:recompute", "value_head:recompute")  # ":recompute" = old
+# log-probs from a second forward (rollout.logprobs_from_generation=false), the pre-2026-11-23 behaviour
 QUICK = ["--model", "tiny", "--batch", "4", "--new-tokens", "8", "--runs", "1", "--critic", "value_head", "--threads", "1"]
 
 
@@ -53,7 +54,8 @@ def ours_worker(args) -> dict:
         "stage=ppo", "peft=lora", "data=prompts_demo", f"data.batch_size={args.batch}",
         f"data.sources.0.n={prompts_needed(args.batch, steps)}", f"stage.module.rollout.max_new_tokens={args.new_tokens}",
         f"stage.module.ppo.epochs={args.epochs}", f"stage.module.ppo.minibatch_size={args.minibatch or 'null'}",
-        f"stage.module.critic.kind={args.critic}", "stage.module.log_samples_every_n_steps=0",
+        f"stage.module.critic.kind={args.critic.split(':')[0]}", "stage.module.log_samples_every_n_steps=0",
+        f"stage.module.rollout.logprobs_from_generation={not args.critic.endswith(':recompute')}",
         f"trainer.max_steps={steps}"] + (GPU if args.gpu else [])
     recorder = StepMetrics()
     _, _, durations = fit_stage(overrides, callbacks=[recorder])

@@ -21,7 +21,7 @@ import torch
 
 from rlhf.data.collate import length_mask, pad_sequences
 from rlhf.errors import ConfigError
-from rlhf.losses import logprobs_from_logits
+from rlhf.losses import entropy_from_logits, logprobs_from_logits
 
 _GOLDEN = 0x9E3779B97F4A7C15 - 2**64
 _MIX1 = 0xBF58476D1CE4E5B9 - 2**64
@@ -35,6 +35,8 @@ class Generation:
     response_mask: torch.Tensor  # [B, R] long, 1 through the first EOS
     logprobs: torch.Tensor  # [B, R] float32, log π(y_t) under temperature-scaled logits; 0 on padding
     ended: torch.Tensor  # [B] bool, the row produced EOS
+    entropy: torch.Tensor | None = None  # [B, R] float32, entropy of the temperature-scaled policy; 0 on padding
+    hidden: torch.Tensor | None = None  # [B, R, H] last-layer state that predicted token t (with_hidden=True)
 
 
 def encode_prompt(tokenizer, template, prompt: list[dict], max_prompt_tokens: int | None,
@@ -126,9 +128,12 @@ def response_mask_from_eos(response_ids: torch.Tensor, eos_id: int) -> torch.Ten
 @torch.no_grad()
 def generate(model, query_ids: torch.Tensor, query_mask: torch.Tensor, seeds: torch.Tensor, *, eos_id: int,
              pad_id: int, max_new_tokens: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
-             fixed_length: bool = False) -> Generation:
+             fixed_length: bool = False, with_hidden: bool = False) -> Generation:
     """Sample responses with the KV cache in eval mode (training mode restored after).
 
+    Besides the tokens it keeps what PPO's experience needs from the same forwards — log-probs,
+    entropy and (with_hidden) the last-layer states for a value head — so the old-policy forward
+    over prompt + response need not be run again (METHODS §4.3; equal to it up to KV-cache rounding).
     fixed_length=True runs all `max_new_tokens` steps even when every row has ended: FSDP2 ranks
     must call forward in lockstep, and a rank that stopped early would hang the others.
     """
@@ -140,30 +145,34 @@ def generate(model, query_ids: torch.Tensor, query_mask: torch.Tensor, seeds: to
         attention = query_mask.long()
         positions = position_ids(attention)
         out = model(input_ids=query_ids, attention_mask=attention, position_ids=positions, use_cache=True,
-                    logits_to_keep=1)
+                    logits_to_keep=1, output_hidden_states=with_hidden)
         next_position = positions[:, -1:] + 1
         done = torch.zeros(query_ids.size(0), dtype=torch.bool, device=query_ids.device)
-        tokens, logps = [], []
+        tokens, logps, entropies, hiddens = [], [], [], []
         for t in range(max_new_tokens):
             logits = out.logits[:, -1].float() / temperature
             sampled = sample_from_logits(filter_logits(logits, top_k, top_p), uniform_from_seeds(seeds, t))
             token = torch.where(done, torch.full_like(sampled, pad_id), sampled)
-            logp = logprobs_from_logits(logits, token)
             tokens.append(token)
-            logps.append(torch.where(done, torch.zeros_like(logp), logp))
+            logps.append(logprobs_from_logits(logits, token))
+            entropies.append(entropy_from_logits(logits))
+            if with_hidden:
+                hiddens.append(out.hidden_states[-1][:, -1])
             done = done | (token == eos_id)
             if t == max_new_tokens - 1 or (bool(done.all()) and not fixed_length):
                 break
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
             out = model(input_ids=token[:, None], attention_mask=attention, position_ids=next_position,
-                        past_key_values=out.past_key_values, use_cache=True)
+                        past_key_values=out.past_key_values, use_cache=True, output_hidden_states=with_hidden)
             next_position = next_position + 1
     finally:
         model.train(was_training)
     response_ids = torch.stack(tokens, dim=1)
     mask = response_mask_from_eos(response_ids, eos_id)
-    logprobs = torch.stack(logps, dim=1) * mask
-    return Generation(response_ids, mask, logprobs, (response_ids == eos_id).any(dim=1))
+    real = mask.bool()  # where(), not * mask: a -inf log-prob of a pad token would turn into NaN
+    return Generation(response_ids, mask, torch.where(real, torch.stack(logps, dim=1), 0.0),
+                      (response_ids == eos_id).any(dim=1), entropy=torch.where(real, torch.stack(entropies, dim=1), 0.0),
+                      hidden=torch.stack(hiddens, dim=1) if with_hidden else None)
 
 
 def forward_response(model, query_ids: torch.Tensor, query_mask: torch.Tensor, response_ids: torch.Tensor,
@@ -179,6 +188,8 @@ def forward_response(model, query_ids: torch.Tensor, query_mask: torch.Tensor, r
     n = response_ids.size(1)
     out = model(input_ids=input_ids, attention_mask=attention, position_ids=position_ids(attention),
                 logits_to_keep=n + 1, output_hidden_states=with_hidden, use_cache=False)
-    logits = out.logits[:, :-1].float() / temperature
+    logits = out.logits[:, :-1].float()
+    if temperature != 1.0:  # skip a [B, R, V] copy (and its backward) in the common case
+        logits = logits / temperature
     hidden = out.hidden_states[-1][:, -n - 1:-1] if with_hidden else None
     return logprobs_from_logits(logits, response_ids), logits, hidden

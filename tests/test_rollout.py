@@ -94,6 +94,24 @@ def test_generation_logprobs_equal_training_forward_under_padding(model):
     assert bool((gen.logprobs[~valid] == 0).all())
 
 
+def test_generation_keeps_the_entropy_and_value_states_of_the_training_forward(model):
+    """What PPO takes from the sampling forwards instead of a second pass (rollout.logprobs_from_generation):
+    per-token entropy and the last-layer states a value head reads, at the positions that predict each token."""
+    ids, mask = left_pad(_prompts(), PAD)
+    seeds = sample_seeds(0, 1, ["a", "b", "c"], 1)
+    gen = generate(model, ids, mask, seeds, eos_id=EOS, pad_id=PAD, max_new_tokens=6, temperature=0.7, with_hidden=True)
+    _, logits, hidden = forward_response(model, ids, mask, gen.response_ids, gen.response_mask, temperature=0.7,
+                                         with_hidden=True)
+    valid = gen.response_mask.bool()
+    probs = torch.softmax(logits.double(), dim=-1)
+    entropy = -(probs * probs.log()).sum(-1)  # textbook form, independent of entropy_from_logits
+    assert torch.allclose(gen.entropy[valid].double(), entropy[valid], atol=1e-5)
+    assert bool((gen.entropy[~valid] == 0).all())
+    assert gen.hidden.shape == hidden.shape
+    assert torch.allclose(gen.hidden[valid], hidden[valid], atol=1e-5)
+    assert generate(model, ids, mask, seeds, eos_id=EOS, pad_id=PAD, max_new_tokens=2).hidden is None
+
+
 def test_each_row_is_the_same_whether_generated_alone_or_in_a_padded_batch(model):
     ids, mask = left_pad(_prompts(), PAD)
     seeds = sample_seeds(0, 3, ["a", "b", "c"], 1)
