@@ -148,6 +148,17 @@ def test_checkpoint_resume_reproduces_next_step(prompts_file, tmp_path):
     assert straight.steps[2]["train/beta"] != 0.05  # the adaptive controller moved and was restored
 
 
+def test_entropy_bonus_is_computed_in_the_update_only_when_on(prompts_file, tmp_path):
+    """With lr = 0 the policy never moves, so the entropy of every update equals the rollout's (all
+    rows run the full 4 tokens, so the mean over minibatches is the token mean); coefficient 0 skips it."""
+    _, with_bonus = fit(make_module(lr=0.0, entropy_coef=0.01), make_datamodule(prompts_file), tmp_path / "a", max_steps=1)
+    step = with_bonus.steps[0]
+    assert step["train/response_length"] == 4.0
+    assert step["train/train_entropy"] == pytest.approx(step["train/entropy"], rel=1e-5)
+    _, without = fit(make_module(lr=0.0), make_datamodule(prompts_file), tmp_path / "b", max_steps=1)
+    assert "train/train_entropy" not in without.steps[0] and without.steps[0]["train/entropy"] > 0
+
+
 @pytest.mark.parametrize("critic", ["separate", "value_head"])
 def test_old_logprobs_from_generation_match_a_recomputing_run(prompts_file, tmp_path, critic):
     """Skipping the old-policy forward changes nothing but float rounding: same samples, same step metrics."""
