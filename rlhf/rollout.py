@@ -35,7 +35,7 @@ class Generation:
     response_mask: torch.Tensor  # [B, R] long, 1 through the first EOS
     logprobs: torch.Tensor  # [B, R] float32, log π(y_t) under temperature-scaled logits; 0 on padding
     ended: torch.Tensor  # [B] bool, the row produced EOS
-    entropy: torch.Tensor | None = None  # [B, R] float32, entropy of the temperature-scaled policy; 0 on padding
+    entropy: torch.Tensor  # [B, R] float32, entropy of the temperature-scaled policy; 0 on padding
     hidden: torch.Tensor | None = None  # [B, R, H] last-layer state that predicted token t (with_hidden=True)
 
 
@@ -171,7 +171,7 @@ def generate(model, query_ids: torch.Tensor, query_mask: torch.Tensor, seeds: to
     mask = response_mask_from_eos(response_ids, eos_id)
     real = mask.bool()  # where(), not * mask: a -inf log-prob of a pad token would turn into NaN
     return Generation(response_ids, mask, torch.where(real, torch.stack(logps, dim=1), 0.0),
-                      (response_ids == eos_id).any(dim=1), entropy=torch.where(real, torch.stack(entropies, dim=1), 0.0),
+                      (response_ids == eos_id).any(dim=1), torch.where(real, torch.stack(entropies, dim=1), 0.0),
                       hidden=torch.stack(hiddens, dim=1) if with_hidden else None)
 
 
