@@ -28,8 +28,25 @@ from ppo_settings import (LORA, add_settings_arguments, model_overrides, model_s
                           settings_argv)
 
 SYSTEMS = ("floor", "ours", "trl")
-CRITICS = ("separate", "value_head", "separate:recompute", "value_head:recompute")  # ":recompute" = old
-# log-probs from a second forward (rollout.logprobs_from_generation=false), the pre-2026-11-23 behaviour
+CRITIC_KINDS = ("separate", "value_head")
+# A variant is a critic kind with optional ":flags": ":recompute" = old log-probs from a second forward
+# (rollout.logprobs_from_generation=false, the pre-2026-11-23 behaviour); ":mbN" = length-sorted
+# micro-batches of N rows inside each PPO minibatch (ppo.micro_batch_size=N), e.g. value_head:mb8.
+
+
+def critic_variant(name: str) -> dict:
+    kind, *flags = name.split(":")
+    if kind not in CRITIC_KINDS:
+        raise SystemExit(f"unknown critic kind {kind!r} in {name!r}; kinds: {CRITIC_KINDS}")
+    variant = {"kind": kind, "recompute": False, "micro_batch_size": None}
+    for flag in flags:
+        if flag == "recompute":
+            variant["recompute"] = True
+        elif flag.startswith("mb") and flag[2:].isdigit() and int(flag[2:]) > 0:
+            variant["micro_batch_size"] = int(flag[2:])
+        else:
+            raise SystemExit(f"unknown critic flag {flag!r} in {name!r}; flags: recompute, mb<N>")
+    return variant
 QUICK = ["--model", "tiny", "--batch", "4", "--new-tokens", "8", "--runs", "1", "--critic", "value_head", "--threads", "1"]
 
 
@@ -50,12 +67,14 @@ def ours_worker(args) -> dict:
                                                              "train/response_length") if k in metrics})
 
     steps = args.warmup + args.steps
+    variant = critic_variant(args.critic)
     overrides = model_overrides(args) + [
         "stage=ppo", "peft=lora", "data=prompts_demo", f"data.batch_size={args.batch}",
         f"data.sources.0.n={prompts_needed(args.batch, steps)}", f"stage.module.rollout.max_new_tokens={args.new_tokens}",
         f"stage.module.ppo.epochs={args.epochs}", f"stage.module.ppo.minibatch_size={args.minibatch or 'null'}",
-        f"stage.module.critic.kind={args.critic.split(':')[0]}", "stage.module.log_samples_every_n_steps=0",
-        f"stage.module.rollout.logprobs_from_generation={not args.critic.endswith(':recompute')}",
+        f"stage.module.critic.kind={variant['kind']}", "stage.module.log_samples_every_n_steps=0",
+        f"stage.module.rollout.logprobs_from_generation={not variant['recompute']}",
+        f"stage.module.ppo.micro_batch_size={variant['micro_batch_size'] or 'null'}",
         f"trainer.max_steps={steps}"] + (GPU if args.gpu else [])
     recorder = StepMetrics()
     _, _, durations = fit_stage(overrides, callbacks=[recorder])
@@ -190,7 +209,8 @@ def scaling(args) -> dict:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_settings_arguments(p)
-    p.add_argument("--critic", default="separate,value_head", help="our critic kind(s), comma-separated")
+    p.add_argument("--critic", default="separate,value_head",
+                   help="our critic variant(s), comma-separated: separate|value_head [:recompute] [:mbN]")
     p.add_argument("--systems", default="floor,ours,trl", help="comma-separated subset of floor,ours,trl")
     p.add_argument("--runs", type=int, default=3, help="fresh processes per system (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed PPO steps at the start of each run")
@@ -213,9 +233,11 @@ def parse(argv: list[str] | None):
         args.systems = args.systems.split(",")
         args.batches = [int(x) for x in args.batches.split(",")]
         args.lengths = [int(x) for x in args.lengths.split(",")]
-        unknown = set(args.systems) - set(SYSTEMS) or set(args.critic) - set(CRITICS)
+        unknown = set(args.systems) - set(SYSTEMS)
         if unknown:
-            raise SystemExit(f"unknown system/critic {sorted(unknown)}; systems: {SYSTEMS}, critics: {CRITICS}")
+            raise SystemExit(f"unknown system {sorted(unknown)}; systems: {SYSTEMS}")
+        for critic in args.critic:
+            critic_variant(critic)
     return args
 
 

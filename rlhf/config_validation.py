@@ -89,6 +89,7 @@ RANGES = {
     "batch_size": POSITIVE_INT,
     "eval_batch_size": POSITIVE_INT,
     "minibatch_size": POSITIVE_INT,
+    "micro_batch_size": POSITIVE_INT,
     "max_length": POSITIVE_INT,
     "max_new_tokens": POSITIVE_INT,
     "max_prompt_tokens": POSITIVE_INT,

@@ -16,7 +16,6 @@ import copy
 import json
 import logging
 import time
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 import lightning as L
@@ -28,6 +27,7 @@ from callbacks.nonfinite_guard import grads_are_finite
 from callbacks.training_fault import TrainingFault
 from rlhf.advantages import explained_variance, gae_advantages, kl_penalized_rewards, sequence_kl, whiten
 from rlhf.errors import ConfigError
+from rlhf.experience import Experience, length_sorted_micro_batches
 from rlhf.export import export_hf, save_pretrained_atomic
 from rlhf.kl_control import build_kl_controller
 from rlhf.lora import apply_lora
@@ -43,25 +43,6 @@ log = logging.getLogger(__name__)
 
 CRITIC_KINDS = ("separate", "value_head")
 KL_PLACEMENTS = ("reward", "loss")
-
-
-@dataclass
-class Experience:
-    """One rollout batch with everything the updates need; [B, R] tensors are response tokens."""
-
-    query_ids: torch.Tensor
-    query_mask: torch.Tensor
-    response_ids: torch.Tensor
-    response_mask: torch.Tensor
-    old_logprobs: torch.Tensor
-    ref_logprobs: torch.Tensor
-    old_values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-    rewards: torch.Tensor  # per-token: −β·KL_t, plus the score at the last valid token
-
-    def rows(self, index: torch.Tensor) -> "Experience":
-        return Experience(*(getattr(self, f.name)[index] for f in fields(self)))
 
 
 class ValueModel(nn.Module):
@@ -346,12 +327,14 @@ class PPOModule(L.LightningModule):
         return experience, stats
 
     # ---------------------------------------------------------------------------------- updates
-    def _minibatch_losses(self, mb: Experience, train_actor: bool) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        """(loss, detached stats, local token count) of one minibatch; the loss is weighted by this
-        rank's share of the global tokens, so averaged gradients equal the one-process gradient."""
+    def _minibatch_losses(self, mb: Experience, train_actor: bool, total_tokens: torch.Tensor
+                          ) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """(loss, detached stats, local token count) of one micro-batch; the loss is weighted by its
+        share of the minibatch's tokens over all ranks, so the gradients accumulated over micro-batches
+        and averaged over ranks equal the one-process, one-forward gradient of the minibatch."""
         mask = mb.response_mask
         n_local = mask.sum().float()
-        scale = n_local * self.world_size / self._sum_all(n_local).clamp_min(1)
+        scale = n_local * self.world_size / total_tokens
         stats = {}
         need_actor = train_actor or self.uses_value_head
         hidden = None
@@ -379,31 +362,71 @@ class PPOModule(L.LightningModule):
         stats.update(value_loss=value_loss, value_clipfrac=v_stats["value_clipfrac"])
         vf_coef = float(self.ppo_cfg.get("vf_coef", 0.1)) if self.uses_value_head else 1.0
         total = actor_loss + vf_coef * value_loss * scale
-        ptx_coef = float(self.ppo_cfg.get("ptx_coef", 0.0))
-        if train_actor and ptx_coef > 0:
-            ptx = {k: v.to(self.device) for k, v in self.ptx_stream.next_batch().items()}
-            logits = self.actor(input_ids=ptx["input_ids"], attention_mask=ptx["attention_mask"],
-                                position_ids=position_ids(ptx["attention_mask"]), use_cache=False).logits
-            ptx_loss = masked_lm_loss(logits, ptx["labels"])
-            total = total + ptx_coef * ptx_loss
-            stats["ptx_loss"] = ptx_loss
         return total, {k: v.detach() for k, v in stats.items()}, n_local
 
+    def _ptx_loss(self) -> torch.Tensor:
+        """Pretraining LM loss on the next PTX batch (Qwen, METHODS §4.9): one batch per minibatch."""
+        ptx = {k: v.to(self.device) for k, v in self.ptx_stream.next_batch().items()}
+        logits = self.actor(input_ids=ptx["input_ids"], attention_mask=ptx["attention_mask"],
+                            position_ids=position_ids(ptx["attention_mask"]), use_cache=False).logits
+        return masked_lm_loss(logits, ptx["labels"])
+
     def _backward(self, loss: torch.Tensor) -> None:
-        """manual_backward, with DDP's gradient averaging done here (one flat all-reduce): DDP's
-        reducer wants a gradient for every trainable parameter in every backward, which a
-        critic-only warm-up step does not give the actor. FSDP2 reduce-scatters by itself."""
+        """manual_backward without DDP's own gradient sync (see `_sync_gradients`)."""
         if not isinstance(self.trainer.strategy, DDPStrategy) or self.world_size == 1:
             self.manual_backward(loss)
             return
         with self.trainer.model.no_sync():
             self.manual_backward(loss)
+
+    def _sync_gradients(self) -> None:
+        """DDP gradient averaging done here, once per minibatch (one flat all-reduce): DDP's reducer
+        wants a gradient for every trainable parameter in every backward, which a critic-only
+        warm-up step does not give the actor. FSDP2 reduce-scatters by itself."""
+        if not isinstance(self.trainer.strategy, DDPStrategy) or self.world_size == 1:
+            return
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         flat = torch._utils._flatten_dense_tensors(grads)
         torch.distributed.all_reduce(flat)
         flat /= self.world_size
         for grad, synced in zip(grads, torch._utils._unflatten_dense_tensors(flat, grads)):
             grad.copy_(synced)
+
+    def _accumulate(self, mb: Experience, train_actor: bool) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """Forward + backward of one minibatch as length-sorted micro-batches (`ppo.micro_batch_size`;
+        default: one, trimmed of padding); (summed loss, token-weighted stats, local tokens).
+
+        A micro-batch whose loss is NaN/inf on any rank is not backpropagated (all ranks agree, so
+        FSDP2's collectives stay in step); the rest of the minibatch is then skipped and the
+        returned loss is non-finite, so the caller drops the update."""
+        n_local = mb.response_mask.sum().float()
+        total_tokens = self._sum_all(n_local).clamp_min(1)
+        sums: dict[str, torch.Tensor] = {}
+        loss_sum = torch.zeros((), device=self.device)
+        terms = ((part, False) for part in length_sorted_micro_batches(mb, self.ppo_cfg.get("micro_batch_size")))
+        ptx_coef = float(self.ppo_cfg.get("ptx_coef", 0.0))
+        if train_actor and ptx_coef > 0:
+            terms = (*terms, (None, True))
+        for part, is_ptx in terms:
+            if is_ptx:
+                ptx_loss = self._ptx_loss()
+                loss, stats, n_part = ptx_coef * ptx_loss, {}, None
+            else:
+                loss, stats, n_part = self._minibatch_losses(part, train_actor, total_tokens)
+            loss_sum = loss_sum + loss.detach()
+            finite_here = bool(torch.isfinite(loss.detach()).all())
+            if not self._on_every_rank(finite_here):
+                if finite_here:  # another rank's loss was NaN/inf: this rank drops the update too
+                    loss_sum = torch.full_like(loss_sum, float("nan"))
+                break
+            self._backward(loss)
+            for name, value in stats.items():
+                sums[name] = sums.get(name, 0.0) + value * n_part
+            if is_ptx:
+                sums["ptx_loss"] = ptx_loss.detach() * n_local
+        stats = {name: total / n_local.clamp_min(1) for name, total in sums.items()}
+        self._sync_gradients()
+        return loss_sum, stats, n_local
 
     def _updates(self, experience: Experience, iteration: int, train_actor: bool) -> dict:
         actor_opt, critic_opt = (o.optimizer for o in self.optimizers())
@@ -416,19 +439,18 @@ class PPOModule(L.LightningModule):
         for _ in range(int(self.ppo_cfg.get("epochs", 4))):
             order = torch.randperm(rows, generator=generator).to(self.device)
             for start in range(0, rows, size):
-                mb = experience.rows(order[start:start + size])
-                loss, stats, n_local = self._minibatch_losses(mb, train_actor)
+                loss, stats, n_local = self._accumulate(experience.rows(order[start:start + size]), train_actor)
+                if not bool(torch.isfinite(loss)):  # every rank agreed in _accumulate
+                    self._zero_grads(actor_opt, critic_opt)
+                    self._skip_update(iteration, f"loss {float(loss)}")
+                    continue
                 stats = self._global_means(stats, n_local)
                 if stop_kl is not None and train_actor and float(stats["approx_kl"]) > float(stop_kl):
+                    self._zero_grads(actor_opt, critic_opt)
                     stopped = True
                     break
-                if not self._on_every_rank(bool(torch.isfinite(loss.detach()).all())):
-                    self._skip_update(iteration, f"loss {float(loss.detach())}")
-                    continue
-                self._backward(loss)
                 if not self._on_every_rank(grads_are_finite(actor_opt) and grads_are_finite(critic_opt)):
-                    actor_opt.zero_grad(set_to_none=True)
-                    critic_opt.zero_grad(set_to_none=True)
+                    self._zero_grads(actor_opt, critic_opt)
                     self._skip_update(iteration, "a NaN/inf gradient")
                     continue
                 self.nonfinite_in_a_row = 0
@@ -445,6 +467,11 @@ class PPOModule(L.LightningModule):
         out["ppo_updates"] = torch.tensor(float(updates))
         out["early_stopped"] = torch.tensor(float(stopped))
         return out
+
+    @staticmethod
+    def _zero_grads(*optimizers) -> None:
+        for optimizer in optimizers:
+            optimizer.zero_grad(set_to_none=True)
 
     def _on_every_rank(self, ok: bool) -> bool:
         """True only when `ok` holds on every rank, so all ranks skip (or step) together."""

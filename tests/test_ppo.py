@@ -171,6 +171,56 @@ def test_old_logprobs_from_generation_match_a_recomputing_run(prompts_file, tmp_
             assert reused[key] == pytest.approx(recomputed[key], rel=1e-4, abs=1e-5), key
 
 
+@pytest.mark.parametrize("critic", ["separate", "value_head"])
+def test_micro_batches_accumulate_the_minibatch_gradient(prompts_file, tmp_path, critic):
+    """One minibatch of 4 ragged rows as one forward vs as 4 length-sorted, trimmed micro-batches
+    of 1: token-weighted accumulation must give the same loss, statistics and gradients."""
+    module = make_module(critic=critic, new_tokens=6)
+    datamodule = make_datamodule(prompts_file, shuffle=False)
+    fit(module, datamodule, tmp_path, max_steps=1)  # one update: policy != reference, value head != 0
+
+    _, query, qmask, generation = module._rollout(next(iter(datamodule.train_dataloader())), iteration=5)
+    exp, _ = module._experience(query, qmask, generation, torch.tensor([1.0, -2.0, 0.5, 3.0]))
+    # ragged rows, so each micro-batch has padding of its own to trim: prompts of 4 rows shortened
+    # from the left (those ids become left padding), responses cut on the right (tokens after the
+    # mask are padding the causal forward never sees)
+    exp.query_mask[0, :3] = 0
+    exp.query_mask[2, :1] = 0
+    exp.response_mask[1, 2:] = 0
+    exp.response_mask[3, 4:] = 0
+    lengths = exp.query_mask.sum(1) + exp.response_mask.sum(1)
+    assert len(set(lengths.tolist())) == 4
+    results = {}
+    for micro in (None, 1):
+        module.ppo_cfg["micro_batch_size"] = micro
+        module.zero_grad(set_to_none=True)
+        loss, stats, n_tokens = module._accumulate(exp, train_actor=True)
+        grads = {name: p.grad.clone() for name, p in module.named_parameters() if p.grad is not None}
+        results[micro] = (loss, stats, n_tokens, grads)
+    (loss0, stats0, n0, grads0), (loss1, stats1, n1, grads1) = results[None], results[1]
+    assert n0 == n1 == exp.response_mask.sum()
+    assert float(loss1) == pytest.approx(float(loss0), rel=1e-5, abs=1e-7)
+    assert set(stats1) == set(stats0)
+    for key in stats0:
+        assert float(stats1[key]) == pytest.approx(float(stats0[key]), rel=1e-5, abs=1e-7), key
+    assert grads0.keys() == grads1.keys() and len(grads0) > 0
+    for name in grads0:
+        torch.testing.assert_close(grads1[name], grads0[name], rtol=1e-4, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("critic", ["separate", "value_head"])
+def test_micro_batches_give_the_same_training_steps(prompts_file, tmp_path, critic):
+    runs = {}
+    for micro in (None, 1):
+        module = make_module(critic=critic, new_tokens=6, micro_batch_size=micro)
+        _, runs[micro] = fit(module, make_datamodule(prompts_file), tmp_path / str(micro), max_steps=2)
+    assert len(runs[1].steps) == 2
+    for whole, micro in zip(runs[None].steps, runs[1].steps):
+        for key in STEP_KEYS + ("train/value_clipfrac", "train/policy_clipfrac", "train/critic_grad_norm",
+                                "train/actor_grad_norm"):
+            assert micro[key] == pytest.approx(whole[key], rel=1e-4, abs=1e-6), key
+
+
 @pytest.mark.slow
 def test_ppo_raises_word_count_reward(prompts_file, tmp_path):
     """Reward = count of the letter "e" in 8 tokens. The random tiny policy is near uniform over 49k
@@ -199,7 +249,8 @@ def test_cli_runs_ppo_and_exports(prompts_file, tmp_path):
     assert (tmp_path / "run" / "model" / "critic" / "config.json").is_file()
 
 
-def test_value_head_critic_warmup_then_ptx(prompts_file, tmp_path):
+@pytest.mark.parametrize("micro_batch_size", [None, 1])
+def test_value_head_critic_warmup_then_ptx(prompts_file, tmp_path, micro_batch_size):
     """Step 1 is critic-only (Qwen warm-up): the actor must not move; step 2 trains the actor with
     the PTX term on an SFT batch."""
     sft = tmp_path / "sft.jsonl"
@@ -208,7 +259,7 @@ def test_value_head_critic_warmup_then_ptx(prompts_file, tmp_path):
     ptx = {"sources": [{"path": str(sft), "adapter": "generic", "fields": {"prompt": "prompt", "response": "response"}}],
            "batch_size": 2, "max_length": 64}
     datamodule = PromptDataModule(TINY, [source], batch_size=4, shuffle=False, seed=0, ptx=ptx)
-    module = make_module(critic="value_head", critic_warmup_steps=1, ptx_coef=0.5)
+    module = make_module(critic="value_head", critic_warmup_steps=1, ptx_coef=0.5, micro_batch_size=micro_batch_size)
     fresh = dict(build_tiny_llama(module.tokenizer, **TINY["tiny"]).named_parameters())
     unchanged = []
 
