@@ -87,6 +87,17 @@ def test_reward_and_ppo_inputs_are_wired_from_earlier_artifacts(pipeline_cfg, tm
     assert ppo.stage.module.critic.kind == "value_head"
 
 
+def test_artifacts_are_plain_command_line_overrides(tmp_path):
+    """`artifacts.sft=DIR` works without Hydra's `+`: every stage has a null slot in the config."""
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        cfg = compose("pipeline", overrides=["model=tiny", f"run_dir={tmp_path}", "artifacts.sft=/models/my-sft",
+                                             "artifacts.reward=/models/my-rm"])
+    assert artifact_path(cfg, "sft") == Path("/models/my-sft")
+    assert artifact_path(cfg, "reward") == Path("/models/my-rm")
+    assert artifact_path(cfg, "sample") == tmp_path / "sample" / "samples.jsonl"   # null: this run's own
+    assert set(cfg.artifacts) >= set(cfg.stages) | {"pre_sft", "reward_absolute"}
+
+
 def test_given_artifact_replaces_a_stage_and_shared_stages_move(pipeline_cfg, tmp_path):
     cfg = pipeline_cfg.copy()
     OmegaConf.set_struct(cfg, False)
