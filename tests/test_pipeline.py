@@ -108,3 +108,41 @@ def test_given_artifact_replaces_a_stage_and_shared_stages_move(pipeline_cfg, tm
     assert stage_dir(cfg, "ppo") == tmp_path / "ppo"
     ppo = compose_training_stage(cfg, "ppo", "/models/my-sft")
     assert ppo.reward.path == str(tmp_path / "shared" / "reward" / "model" / "merged")
+
+
+TRAINING_STAGES = ("pre_sft", "sft", "reward", "reward_absolute", "ppo")
+
+
+@pytest.mark.parametrize("recipe", ["ice_grt", "crs", "qwen"])
+def test_every_recipe_stage_composes_validates_and_builds(recipe, tmp_path):
+    """Each training stage of each recipe passes the same validation `rlhf.train.run` applies and
+    its LightningModule constructs (the constructors check loss, critic and KL keys), so a recipe
+    cannot fail at its 3rd stage after an hour of CPU, as ice_grt's reward stage once did."""
+    import hydra
+
+    from rlhf.config_validation import validate_config
+
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        cfg = compose("pipeline", overrides=["model=tiny", f"experiment={recipe}", f"run_dir={tmp_path}",
+                                             f"shared_dir={tmp_path}/shared", "paths.root_dir=" + str(REPO),
+                                             "paths.output_dir=" + str(tmp_path)])
+        built = {}
+        for stage in cfg.stages:
+            if stage not in TRAINING_STAGES:
+                continue
+            stage_cfg = compose_training_stage(cfg, stage, None)
+            validate_config(stage_cfg)
+            built[stage] = (stage_cfg, hydra.utils.instantiate(stage_cfg.stage.module))
+    assert {"sft", "reward", "ppo"} <= set(built)
+    reward_cfg, reward = built["reward"]
+    ppo_cfg, ppo = built["ppo"]
+    if recipe == "ice_grt":
+        assert dict(reward_cfg.stage.module.loss) == {"name": "margin_ranking", "margin": 1.0, "group_mean": False}
+        assert reward_cfg.data.pairs == "top2_bottom2" and cfg.sample.k == 5
+        assert ppo.critic_cfg["kind"] == "separate" and ppo.ppo_cfg["gamma"] == 0.95
+    if recipe == "crs":
+        assert "reward_absolute" in built and ppo_cfg.reward.w == 0.25
+        assert ppo.score_cfg["clip"] == 4.0
+    if recipe == "qwen":
+        assert ppo.ppo_cfg["critic_warmup_steps"] == 50 and ppo.rollout_cfg["n_samples_per_prompt"] == 2
+        assert ppo.kl_cfg["init_beta"] == 0.04 and ppo.score_cfg["normalize"] is True
