@@ -1,7 +1,7 @@
 """The whole RLHF pipeline in one run dir (METHODS §1): SFT -> sample K -> annotate -> RM -> PPO -> evaluate.
 
     python -m rlhf.pipeline                          # CPU demo on the built-in task
-    python -m rlhf.pipeline experiment=crs -m reward_mix.w=0.25,0.5,0.75
+    python -m rlhf.pipeline -m experiment=crs ppo.overrides.reward.w=0.25,0.5,0.75
     python -m rlhf.pipeline run_dir=runs/pipeline/<time>   # resume: finished stages are skipped
 
 Each training stage is `rlhf.train.run` on `configs/train.yaml` composed with the stage's groups and
