@@ -184,6 +184,10 @@ class PPOModule(L.LightningModule):
                  build_scheduler(critic_opt, self.critic_optim_cfg, total, "stage.module.critic_optim")])
 
     def on_fit_start(self) -> None:
+        warmup, max_steps = int(self.ppo_cfg.get("critic_warmup_steps", 0)), self.trainer.max_steps
+        if warmup and max_steps is not None and 0 < max_steps <= warmup:
+            log.warning("stage.module.ppo.critic_warmup_steps=%d >= trainer.max_steps=%d: the actor is never trained in "
+                        "this run (only the critic); lower the warm-up for short runs", warmup, max_steps)
         if self._reward_state is not None:
             self.reward_fn.load_state_dict(self._reward_state)
             self._reward_state = None

@@ -282,6 +282,13 @@ def test_value_head_critic_warmup_then_ptx(prompts_file, tmp_path, micro_batch_s
     assert module.ptx_stream.served == 4  # one PTX batch per actor update: 2 epochs x 2 minibatches
 
 
+def test_warmup_longer_than_the_run_warns_that_the_actor_never_trains(prompts_file, tmp_path, caplog):
+    module = make_module(critic="value_head", critic_warmup_steps=3, lr=0.0)
+    with caplog.at_level("WARNING", logger="rlhf.ppo"):
+        fit(module, make_datamodule(prompts_file), tmp_path, max_steps=2)
+    assert "critic_warmup_steps=3 >= trainer.max_steps=2: the actor is never trained" in caplog.text
+
+
 class PoisonGradients(L.Callback):
     """Every gradient becomes NaN while the loss stays finite (the case NonFiniteGuard cannot see in PPO)."""
 
