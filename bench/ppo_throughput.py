@@ -47,6 +47,8 @@ def critic_variant(name: str) -> dict:
         else:
             raise SystemExit(f"unknown critic flag {flag!r} in {name!r}; flags: recompute, mb<N>")
     return variant
+
+
 QUICK = ["--model", "tiny", "--batch", "4", "--new-tokens", "8", "--runs", "1", "--critic", "value_head", "--threads", "1"]
 
 

@@ -375,19 +375,27 @@ class PPOModule(L.LightningModule):
                             position_ids=position_ids(ptx["attention_mask"]), use_cache=False).logits
         return masked_lm_loss(logits, ptx["labels"])
 
-    def _backward(self, loss: torch.Tensor) -> None:
-        """manual_backward without DDP's own gradient sync (see `_sync_gradients`)."""
-        if not isinstance(self.trainer.strategy, DDPStrategy) or self.world_size == 1:
+    @property
+    def _syncs_ddp_by_hand(self) -> bool:
+        """DDP gradient averaging is done here, once per minibatch (one flat all-reduce): DDP's
+        reducer wants a gradient for every trainable parameter in every backward, which a
+        critic-only warm-up step does not give the actor. FSDP2 reduce-scatters by itself."""
+        return isinstance(self.trainer.strategy, DDPStrategy) and self.world_size > 1
+
+    def _backward_if_finite(self, loss: torch.Tensor) -> bool:
+        """manual_backward (without DDP's own sync) unless the loss is NaN/inf on any rank; all ranks
+        agree, so they all skip together and FSDP2's collectives stay in step."""
+        if not self._on_every_rank(bool(torch.isfinite(loss.detach()).all())):
+            return False
+        if not self._syncs_ddp_by_hand:
             self.manual_backward(loss)
-            return
+            return True
         with self.trainer.model.no_sync():
             self.manual_backward(loss)
+        return True
 
     def _sync_gradients(self) -> None:
-        """DDP gradient averaging done here, once per minibatch (one flat all-reduce): DDP's reducer
-        wants a gradient for every trainable parameter in every backward, which a critic-only
-        warm-up step does not give the actor. FSDP2 reduce-scatters by itself."""
-        if not isinstance(self.trainer.strategy, DDPStrategy) or self.world_size == 1:
+        if not self._syncs_ddp_by_hand:
             return
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         flat = torch._utils._flatten_dense_tensors(grads)
@@ -398,43 +406,39 @@ class PPOModule(L.LightningModule):
 
     def _accumulate(self, mb: Experience, train_actor: bool) -> tuple[torch.Tensor, dict, torch.Tensor]:
         """Forward + backward of one minibatch as length-sorted micro-batches (`ppo.micro_batch_size`;
-        default: one, trimmed of padding); (summed loss, token-weighted stats, local tokens).
-
-        A micro-batch whose loss is NaN/inf on any rank is not backpropagated (all ranks agree, so
-        FSDP2's collectives stay in step); the rest of the minibatch is then skipped and the
-        returned loss is non-finite, so the caller drops the update."""
+        default: one, trimmed of padding), then the PTX term; (summed loss, token-weighted stats,
+        local tokens). A term that is NaN/inf on any rank stops the minibatch with a non-finite
+        loss on every rank, so the caller drops the update."""
         n_local = mb.response_mask.sum().float()
         total_tokens = self._sum_all(n_local).clamp_min(1)
         sums: dict[str, torch.Tensor] = {}
         loss_sum = torch.zeros((), device=self.device)
-        terms = ((part, False) for part in length_sorted_micro_batches(mb, self.ppo_cfg.get("micro_batch_size")))
-        ptx_coef = float(self.ppo_cfg.get("ptx_coef", 0.0))
-        if train_actor and ptx_coef > 0:
-            terms = (*terms, (None, True))
-        for part, is_ptx in terms:
-            if is_ptx:
-                ptx_loss = self._ptx_loss()
-                loss, stats, n_part = ptx_coef * ptx_loss, {}, None
-            else:
-                loss, stats, n_part = self._minibatch_losses(part, train_actor, total_tokens)
+        for part in length_sorted_micro_batches(mb, self.ppo_cfg.get("micro_batch_size")):
+            loss, stats, n_part = self._minibatch_losses(part, train_actor, total_tokens)
             loss_sum = loss_sum + loss.detach()
-            finite_here = bool(torch.isfinite(loss.detach()).all())
-            if not self._on_every_rank(finite_here):
-                if finite_here:  # another rank's loss was NaN/inf: this rank drops the update too
-                    loss_sum = torch.full_like(loss_sum, float("nan"))
-                break
-            self._backward(loss)
+            if not self._backward_if_finite(loss):
+                return self._non_finite(loss_sum), {}, n_local
             for name, value in stats.items():
                 sums[name] = sums.get(name, 0.0) + value * n_part
-            if is_ptx:
-                sums["ptx_loss"] = ptx_loss.detach() * n_local
         stats = {name: total / n_local.clamp_min(1) for name, total in sums.items()}
+        ptx_coef = float(self.ppo_cfg.get("ptx_coef", 0.0))
+        if train_actor and ptx_coef > 0:  # one PTX batch per minibatch, however it is cut
+            ptx_loss = self._ptx_loss()
+            loss_sum = loss_sum + ptx_coef * ptx_loss.detach()
+            if not self._backward_if_finite(ptx_coef * ptx_loss):
+                return self._non_finite(loss_sum), {}, n_local
+            stats["ptx_loss"] = ptx_loss.detach()
         self._sync_gradients()
         return loss_sum, stats, n_local
 
+    @staticmethod
+    def _non_finite(loss_sum: torch.Tensor) -> torch.Tensor:
+        """The summed loss, made NaN when only another rank's term was bad, so every rank skips."""
+        return loss_sum if not bool(torch.isfinite(loss_sum)) else torch.full_like(loss_sum, float("nan"))
+
     def _updates(self, experience: Experience, iteration: int, train_actor: bool) -> dict:
         actor_opt, critic_opt = (o.optimizer for o in self.optimizers())
-        rows = experience.response_ids.size(0)
+        rows = experience.n_rows
         size = int(self.ppo_cfg.get("minibatch_size") or rows)
         stop_kl = self.ppo_cfg.get("early_stop_kl")
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + iteration)
