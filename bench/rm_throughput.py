@@ -21,7 +21,7 @@ from harness import (interleaved_runs, median_summary, multi_worker_main, parse_
                      steady_step_s)
 from ppo_settings import LORA, model_overrides, model_spec
 
-SYSTEMS = ("ours", "trl")
+SYSTEMS = ("ours", "ours_padded", "trl")
 QUICK = ["--model", "tiny", "--runs", "1", "--batch", "4", "--max-length", "64", "--min-prompt-tokens", "32", "--steps", "2", "--threads", "1"]
 LR, GRAD_CLIP = 5e-5, 0.3
 
@@ -33,20 +33,25 @@ def data_overrides(args) -> list[str]:
     return overrides + ([f"paths.data_dir={args.data_dir}"] if args.data_dir else [])
 
 
-def ours_worker(args) -> dict:
+def ours_worker(args, layout: list[str] | None = None, name: str = "ours") -> dict:
     import torch
 
     from lightning_run import GPU, fit_stage
 
     steps = args.warmup + args.steps
-    overrides = model_overrides(args) + data_overrides(args) + [
+    overrides = model_overrides(args) + data_overrides(args) + (layout or []) + [
         "stage=reward", "peft=lora", f"stage.module.optim.lr={LR}", f"trainer.gradient_clip_val={GRAD_CLIP}",
         f"trainer.max_steps={steps}", "+trainer.limit_val_batches=0"] + (GPU if args.gpu else [])
     _, _, durations = fit_stage(overrides)
     step = steady_step_s(durations, args.warmup)
-    return {"system": "ours", "step_s": round(step, 3), "pairs_per_s": round(args.batch / step, 3),
+    return {"system": name, "step_s": round(step, 3), "pairs_per_s": round(args.batch / step, 3),
             "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(), "threads": torch.get_num_threads(),
             "step_s_each": [round(d, 3) for d in durations]}
+
+
+def ours_padded_worker(args) -> dict:
+    """Ours without the shared-prefix packing: every sequence its own padded row, as TRL does."""
+    return ours_worker(args, ["data.shared_prefix=false"], "ours_padded")
 
 
 def trl_worker(args) -> dict:
@@ -93,7 +98,7 @@ def trl_worker(args) -> dict:
             "step_s_each": [round(d, 3) for d in timer.durations]}
 
 
-WORKERS = {"ours": ours_worker, "trl": trl_worker}
+WORKERS = {"ours": ours_worker, "ours_padded": ours_padded_worker, "trl": trl_worker}
 
 
 def worker_args(args, system: str) -> list[str]:
@@ -113,9 +118,11 @@ def compare(args) -> dict:
     runs = interleaved_runs(__file__, jobs, args.runs, args.timeout, args.threads)
     summary = {system: median_summary(results) for system, results in runs.items()}
     ratios = {}
-    if {"ours", "trl"} <= set(summary):
-        ratios = {"pairs_per_s_vs_trl": round(summary["ours"]["pairs_per_s"] / summary["trl"]["pairs_per_s"], 3),
-                  "peak_rss_vs_trl": round(summary["ours"]["peak_rss_mb"] / summary["trl"]["peak_rss_mb"], 3)}
+    for system in ("ours", "ours_padded"):
+        if {system, "trl"} <= set(summary):
+            suffix = "" if system == "ours" else f"_{system}"
+            ratios[f"pairs_per_s_vs_trl{suffix}"] = round(summary[system]["pairs_per_s"] / summary["trl"]["pairs_per_s"], 3)
+            ratios[f"peak_rss_vs_trl{suffix}"] = round(summary[system]["peak_rss_mb"] / summary["trl"]["peak_rss_mb"], 3)
     return {"median": summary, "ratios": ratios, "runs": runs}
 
 
@@ -127,7 +134,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-length", type=int, default=256, help="tokens per sequence after truncation")
     p.add_argument("--min-prompt-tokens", type=int, default=64, help="prompt tokens kept when truncating")
     p.add_argument("--data-dir", default=None, help="default: $RLHF_DATA_DIR or ../shared/data")
-    p.add_argument("--systems", default="ours,trl")
+    p.add_argument("--systems", default="ours,trl", help=f"comma-separated, of {', '.join(SYSTEMS)}")
     p.add_argument("--runs", type=int, default=3, help="fresh processes per system (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed optimizer steps at the start of each run")
     p.add_argument("--steps", type=int, default=4, help="timed optimizer steps per run")

@@ -70,11 +70,10 @@ def _is_sharded(model) -> bool:
 def _unsharded_copy(model, state: dict):
     """Rebuild an unsharded CPU twin of a sharded model from its gathered full state dict."""
     import torch
-    from transformers import AutoModelForCausalLM
 
     base = model.get_base_model() if isinstance(model, PeftModel) else model
     with torch.device("meta"):
-        twin = AutoModelForCausalLM.from_config(base.config)
+        twin = type(base)._from_config(base.config)  # same head: causal LM, sequence classifier, ...
     if isinstance(model, PeftModel):
         from peft import get_peft_model
 

@@ -32,7 +32,7 @@ from rlhf.losses import (
 from rlhf.models import build_tiny_llama, load_backbone_tokenizer, resolve_source, torch_dtype
 from rlhf.optim import build_optimizer, build_scheduler
 from rlhf.reward_metrics import BucketedRegressionError, PairwiseAccuracy, RewardMoments
-from rlhf.reward_model import STATS_FILE, sequence_scores
+from rlhf.reward_model import STATS_FILE, batch_scores, sequence_scores
 from rlhf.sharding import shard_model
 
 KINDS = ("preference", "absolute")
@@ -150,7 +150,7 @@ class RewardModule(L.LightningModule):
         return scores if self.loss_cfg["name"] == "mse" else torch.sigmoid(scores)
 
     def _step(self, batch) -> tuple[torch.Tensor, torch.Tensor, dict]:
-        scores = self(batch["input_ids"], batch["attention_mask"])
+        scores = batch_scores(self.model, batch)
         if self.kind == "preference":
             chosen, rejected = gather_pairs(scores, batch["pair_index"])
             loss = preference_loss(self.loss_cfg, chosen, rejected, batch.get("pair_group"), batch.get("pair_margin"))
@@ -159,8 +159,8 @@ class RewardModule(L.LightningModule):
         return loss, scores, {"target": batch["target"]}
 
     def training_step(self, batch, batch_idx):
-        loss, _, extra = self._step(batch)
-        n = batch["input_ids"].size(0)
+        loss, scores, extra = self._step(batch)
+        n = scores.numel()
         self.train_loss.update(loss.detach(), weight=n)
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=n)
         if self.kind == "preference":
@@ -175,7 +175,7 @@ class RewardModule(L.LightningModule):
 
     def validation_step(self, batch, batch_idx):
         loss, scores, extra = self._step(batch)
-        self.val_loss.update(loss, weight=batch["input_ids"].size(0))
+        self.val_loss.update(loss, weight=scores.numel())
         self.val_moments.update(scores)
         if self.kind == "preference":
             self.val_acc.update(extra["chosen"], extra["rejected"])
@@ -212,7 +212,8 @@ class RewardModule(L.LightningModule):
         was_training = self.model.training
         self.model.eval()
         for batch in loader:
-            moments.update(self(batch["input_ids"].to(self.device), batch["attention_mask"].to(self.device)))
+            moments.update(batch_scores(self.model, {k: v.to(self.device) if torch.is_tensor(v) else v
+                                                        for k, v in batch.items()}))
         self.model.train(was_training)
         values = moments.compute()
         return {"mean": float(values["mean"]), "std": float(values["std"]), "n": int(values["count"])}

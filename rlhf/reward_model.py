@@ -15,6 +15,7 @@ import torch
 from peft import PeftModel
 
 from rlhf.data.collate import length_mask, pad_sequences
+from rlhf.data.packing import packed_attention_mask
 from rlhf.data.templates import get_template, tokenize_prompt_response
 from rlhf.errors import ConfigError, DataError
 from rlhf.models import load_tokenizer
@@ -39,15 +40,59 @@ def split_head(model) -> tuple[torch.nn.Module, torch.nn.Module]:
     return getattr(base, base.base_model_prefix), base.score
 
 
+def head_outputs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 position_ids: torch.Tensor) -> torch.Tensor:
+    """The scalar head at every position, float32 [B, T], from one call of the whole model.
+
+    Calling the root model (not its body and head one by one) lets FSDP2 gather the parameters its
+    root unit holds (embeddings, final norm, head); HF's own pad-id pooling is left unused.
+    """
+    _, head = split_head(model)
+    captured = []
+    handle = head.register_forward_hook(lambda module, args, output: captured.append(output))
+    try:
+        model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False)
+    finally:
+        handle.remove()
+    return captured[-1].squeeze(-1).float()
+
+
 def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """r = head(h[last real token]) per row, float32 [B]; positions restart at 0 at the first real token."""
-    body, head = split_head(model)
     position_ids = (attention_mask.long().cumsum(-1) - 1).clamp_min(0)
-    hidden = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-                  use_cache=False).last_hidden_state
+    values = head_outputs(model, input_ids, attention_mask, position_ids)
     last = last_token_index(attention_mask)
-    pooled = hidden[torch.arange(hidden.size(0), device=hidden.device), last]
-    return head(pooled).squeeze(-1).float()
+    return values[torch.arange(values.size(0), device=values.device), last]
+
+
+MASKED_ATTENTION = ("sdpa", "eager")
+
+
+def packed_scores(model, input_ids: torch.Tensor, position_ids: torch.Tensor, segment_ids: torch.Tensor,
+                  score_index: torch.Tensor) -> torch.Tensor:
+    """Scores of shared-prefix packed rows (rlhf.data.packing), float32 [N] in flattened-group order.
+
+    Equal to sequence_scores on the unpacked sequences up to float rounding: each token sees the
+    same tokens at the same positions. Needs an attention that takes an arbitrary 4D mask.
+    """
+    body, _ = split_head(model)
+    attention = getattr(body.config, "_attn_implementation", "eager")
+    if attention not in MASKED_ATTENTION:
+        raise ConfigError("data.shared_prefix", f"packed rows need a 4D attention mask, which {attention!r} "
+                          f"attention does not take; use one of {MASKED_ATTENTION} or data.shared_prefix=false")
+    allowed = packed_attention_mask(segment_ids)
+    dtype = next(body.parameters()).dtype
+    mask = allowed if attention == "sdpa" else torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+        ~allowed, torch.finfo(dtype).min)
+    return head_outputs(model, input_ids, mask, position_ids)[score_index[:, 0], score_index[:, 1]]
+
+
+def batch_scores(model, batch: dict) -> torch.Tensor:
+    """One score per sequence of a reward batch, packed (has `segment_ids`) or padded."""
+    if "segment_ids" in batch:
+        return packed_scores(model, batch["input_ids"], batch["position_ids"], batch["segment_ids"],
+                             batch["score_index"])
+    return sequence_scores(model, batch["input_ids"], batch["attention_mask"])
 
 
 def as_messages(prompt) -> list[dict]:

@@ -78,8 +78,7 @@ def test_kway_one_forward_per_response_and_loss_equals_expanded_pairs(module, se
     batch = kway_batch(module, seqs)
     body, _ = split_head(module.model)
     rows = []
-    handle = body.register_forward_pre_hook(lambda mod, args, kwargs: rows.append(kwargs["input_ids"].size(0)),
-                                            with_kwargs=True)
+    handle = body.register_forward_hook(lambda mod, args, output: rows.append(output.last_hidden_state.size(0)))
     with torch.no_grad():
         loss, scores, _ = module._step(batch)
     handle.remove()
@@ -161,6 +160,47 @@ def test_train_cli_runs_end_to_end_on_a_pairs_fixture(tmp_path):
     assert scorer.score(["Question 0: say something kind."], ["Happy to help."]).shape == (1,)
 
 
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_packed_rm_on_two_fsdp2_processes_matches_one(tmp_path):
+    """Shared-prefix packing under FSDP2 on 2 CPU processes (gloo): same loss curve as 1 process.
+
+    8 pairs, batch 8 = 2 ranks x 4, so each step is the whole set; one pair per group makes the mean
+    of the per-rank group means the global group mean. LoRA dropout 0: no RNG stream differs.
+    """
+    import csv
+    import json
+
+    pairs = tmp_path / "pairs.jsonl"
+    lines = [{"prompt": f"Question {i}: say something{' really' * (i % 3)} kind.",
+              "chosen": f"Happy to help, friend {i}.", "rejected": f"Go away {i}, {'now ' * (i % 4)}."}
+             for i in range(8)]
+    pairs.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    common = [sys.executable, "-m", "rlhf.train", "stage=reward", "model=tiny", "data=pairs_jsonl",
+              f"data.sources.0.path={pairs}", "data.val_fraction=0", "data.max_length=64", "data.min_prompt_tokens=8",
+              "trainer=debug", "trainer.max_steps=4", "trainer.max_epochs=4", "peft.dropout=0.0",
+              "stage.module.optim.lr=1.0e-2", "stage.module.optim.warmup_ratio=0", "logger=csv", "callbacks=none"]
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    runs = {"single": ["strategy=single", "data.batch_size=8"],
+            "fsdp2": ["strategy=fsdp2", "trainer.devices=2", "data.batch_size=4"]}
+    losses = {}
+    for name, extra in runs.items():
+        result = subprocess.run([*common, *extra, f"hydra.run.dir={tmp_path / name}"], cwd=REPO, env=env,
+                                capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        (metrics,) = (tmp_path / name).glob("csv/version_*/metrics.csv")
+        with metrics.open() as handle:
+            losses[name] = [float(r["train/epoch_loss"]) for r in csv.DictReader(handle) if r["train/epoch_loss"]]
+    assert len(losses["single"]) == 4 and losses["single"][-1] < losses["single"][0] - 0.05
+    assert losses["fsdp2"] == pytest.approx(losses["single"], abs=1e-4)
+    # the sharded run exports the same reward model (gathered from the shards)
+    from rlhf.reward_model import load_reward_model
+
+    prompts, replies = [line["prompt"] for line in lines], [line["chosen"] for line in lines]
+    single, sharded = (load_reward_model(tmp_path / name / "model").score(prompts, replies) for name in runs)
+    assert single.std() > 1e-3 and torch.allclose(single, sharded, atol=1e-3, rtol=0)
+
+
 @pytest.mark.parametrize("stage,data,loss_override,expected", [
     ("reward", "hh_rlhf_pairs", None, {"name": "pairwise_logistic", "margin": 0.0, "center_coef": 0.0,
                                        "group_mean": True}),
@@ -184,3 +224,50 @@ def test_stage_and_data_configs_compose(stage, data, loss_override, expected):
         assert OmegaConf.to_container(module.loss) == expected
     assert module.max_length == cfg.data.max_length == 2048 and module.min_prompt_tokens == 256
     assert cfg.data.val_fraction == 0.1
+
+
+def shared_prompt_groups(module):
+    """Two prompts, replies of different lengths; group 0 has three replies (one a prefix of another)."""
+    tok = module.tokenizer
+
+    def ids(text):
+        return tok(text, add_special_tokens=False)["input_ids"]
+    prompt0, prompt1 = ids("<|im_start|>user\nWhat should I cook tonight?<|im_end|>\n"), ids("Q: name a colour.")
+    replies0 = [ids(" Pasta with tomatoes."), ids(" Pasta"), ids(" Soup, since it is cold outside today.")]
+    replies1 = [ids(" Blue"), ids(" Red, like a fire engine")]
+    return [{"input_ids": [prompt0 + r for r in replies0], "pairs": [(0, 1), (0, 2), (2, 1)], "margins": []},
+            {"input_ids": [prompt1 + r for r in replies1], "pairs": [(1, 0)], "margins": []}]
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_shared_prefix_packing_gives_the_padded_scores_loss_and_gradients(attention):
+    module = make_module(peft={"enabled": True, "r": 4, "alpha": 8, "dropout": 0.0})
+    module.model.set_attn_implementation(attention)
+    groups = shared_prompt_groups(module)
+    pad = module.tokenizer.pad_token_id
+    packed = PreferenceCollator(pad, shared_prefix=True)(groups)
+    padded = PreferenceCollator(pad, padding_side="left")(groups)
+    assert packed["input_ids"].size(0) == 2 and padded["input_ids"].size(0) == 5
+    results = []
+    for batch in (packed, padded):
+        module.model.zero_grad()
+        loss, scores, _ = module._step(batch)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in module.model.named_parameters() if p.grad is not None}
+        results.append((loss.detach(), scores.detach(), grads))
+    (loss_a, scores_a, grads_a), (loss_b, scores_b, grads_b) = results
+    assert scores_a.std() > 1e-4  # distinct scores, so a mix-up of rows would show
+    assert torch.allclose(scores_a, scores_b, atol=1e-5, rtol=0)
+    assert loss_a.item() == pytest.approx(loss_b.item(), abs=1e-6)
+    assert grads_a.keys() == grads_b.keys() and len(grads_a) > 0
+    for name, grad in grads_a.items():
+        assert torch.allclose(grad, grads_b[name], atol=1e-6, rtol=1e-4), name
+
+
+def test_shared_prefix_packing_refuses_an_attention_without_4d_masks(monkeypatch):
+    module = make_module()
+    batch = PreferenceCollator(module.tokenizer.pad_token_id, shared_prefix=True)(shared_prompt_groups(module))
+    body, _ = split_head(module.model)
+    monkeypatch.setattr(body.config, "_attn_implementation", "flash_attention_2")
+    with pytest.raises(ConfigError, match="data.shared_prefix"):
+        module._step(batch)

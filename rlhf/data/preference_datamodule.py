@@ -13,11 +13,12 @@ import torch
 
 from rlhf.data.collate import length_mask, pad_sequences
 from rlhf.data.mixture import split_train_val
+from rlhf.data.packing import pack_groups
 from rlhf.data.pairs import build_pairs
 from rlhf.data.reward_data import RewardDataModule
 from rlhf.data.source_spec import load_source
-from rlhf.data.templates import get_template, tokenize_prompt_response
-from rlhf.errors import DataError
+from rlhf.data.templates import get_template, tokenize_prompt_group, tokenize_prompt_response
+from rlhf.errors import ConfigError, DataError
 from rlhf.models import load_backbone_tokenizer
 
 
@@ -45,17 +46,24 @@ def group_pairs(record: dict, strategy: str, rank_gap_margin: float) -> tuple[li
     return pairs, margins
 
 
+TRUNCATIONS = ("group", "per_response")
+
+
 class PreferenceCollator:
     """Groups -> input_ids/attention_mask [N, T] over all responses, pair_index [P, 2], pair_group [P].
 
     pair_margin [P] is added when the groups carry margins. `padding_side` is free: the RM reads the
-    last real token from the mask.
+    last real token from the mask. With `shared_prefix` a group is one packed row instead
+    (rlhf.data.packing: input_ids/position_ids/segment_ids [G, T], score_index [N, 2]); sequence
+    indices, and so pair_index, are the same in both layouts.
     """
 
-    def __init__(self, pad_token_id: int, padding_side: str = "right", with_margin: bool = False):
+    def __init__(self, pad_token_id: int, padding_side: str = "right", with_margin: bool = False,
+                 shared_prefix: bool = False):
         self.pad_token_id = pad_token_id
         self.padding_side = padding_side
         self.with_margin = with_margin
+        self.shared_prefix = shared_prefix
 
     def __call__(self, groups: list[dict]) -> dict[str, torch.Tensor]:
         if not groups:
@@ -67,13 +75,14 @@ class PreferenceCollator:
             pairs.extend((offset + c, offset + r) for c, r in group["pairs"])
             group_ids.extend([g] * len(group["pairs"]))
             margins.extend(group["margins"])
-        input_ids = pad_sequences(seqs, self.pad_token_id, self.padding_side)
-        batch = {
-            "input_ids": input_ids,
-            "attention_mask": length_mask([len(s) for s in seqs], input_ids.size(1), self.padding_side),
-            "pair_index": torch.tensor(pairs, dtype=torch.long).reshape(len(pairs), 2),
-            "pair_group": torch.tensor(group_ids, dtype=torch.long),
-        }
+        if self.shared_prefix:
+            batch = pack_groups([group["input_ids"] for group in groups], self.pad_token_id)
+        else:
+            input_ids = pad_sequences(seqs, self.pad_token_id, self.padding_side)
+            batch = {"input_ids": input_ids,
+                     "attention_mask": length_mask([len(s) for s in seqs], input_ids.size(1), self.padding_side)}
+        batch["pair_index"] = torch.tensor(pairs, dtype=torch.long).reshape(len(pairs), 2)
+        batch["pair_group"] = torch.tensor(group_ids, dtype=torch.long)
         if self.with_margin:
             batch["pair_margin"] = torch.tensor(margins, dtype=torch.float32)
         return batch
@@ -83,11 +92,16 @@ class PreferenceDataModule(RewardDataModule):
     def __init__(self, model: dict, sources: list[dict], pairs: str = "all_pairs", template: str = "chatml",
                  max_length: int = 2048, min_prompt_tokens: int = 256, val_fraction: float = 0.1,
                  batch_size: int = 8, eval_batch_size: int | None = None, rank_gap_margin: float = 0.0,
-                 padding_side: str = "right", num_workers: int = 0, seed: int = 0):
+                 padding_side: str = "right", truncation: str = "group", shared_prefix: bool = True,
+                 num_workers: int = 0, seed: int = 0):
         super().__init__(model, sources, template, max_length, min_prompt_tokens, val_fraction, batch_size,
                          eval_batch_size, padding_side, num_workers, seed)
+        if truncation not in TRUNCATIONS:
+            raise ConfigError("data.truncation", f"{truncation!r}; allowed: {', '.join(TRUNCATIONS)}")
         self.pairs = pairs
         self.rank_gap_margin = rank_gap_margin
+        self.truncation = truncation
+        self.shared_prefix = shared_prefix
 
     def load_groups(self) -> list[dict]:
         groups = []
@@ -98,14 +112,23 @@ class PreferenceDataModule(RewardDataModule):
         return groups
 
     def encode(self, record: dict, template) -> dict | None:
-        """Token ids per response (thesis truncation, METHODS §3.2) and the group's pairs; None if no pair."""
+        """Token ids per response (thesis truncation, METHODS §3.2) and the group's pairs; None if no pair.
+
+        `truncation=group` cuts the prompt once for the group (rlhf.data.templates.tokenize_prompt_group);
+        `per_response` cuts it for each response on its own, as the RM scorer does at inference.
+        """
         pairs, margins = group_pairs(record, self.pairs, self.rank_gap_margin)
         if not pairs:
             return None
         used = sorted({i for pair in pairs for i in pair})
         position = {i: n for n, i in enumerate(used)}
-        ids = [tokenize_prompt_response(self.tokenizer, record["prompt"], record["responses"][i], template,
-                                        self.max_length, self.min_prompt_tokens)["input_ids"] for i in used]
+        responses = [record["responses"][i] for i in used]
+        if self.truncation == "group":
+            ids = tokenize_prompt_group(self.tokenizer, record["prompt"], responses, template, self.max_length,
+                                        self.min_prompt_tokens)
+        else:
+            ids = [tokenize_prompt_response(self.tokenizer, record["prompt"], r, template, self.max_length,
+                                            self.min_prompt_tokens)["input_ids"] for r in responses]
         return {"input_ids": ids, "pairs": [(position[c], position[r]) for c, r in pairs], "margins": margins}
 
     def setup(self, stage: str | None = None) -> None:
@@ -121,4 +144,5 @@ class PreferenceDataModule(RewardDataModule):
                             "(all ties or identical responses?); check data.sources")
 
     def collator(self) -> PreferenceCollator:
-        return PreferenceCollator(self.tokenizer.pad_token_id, self.padding_side, self.rank_gap_margin > 0)
+        return PreferenceCollator(self.tokenizer.pad_token_id, self.padding_side, self.rank_gap_margin > 0,
+                                  self.shared_prefix)

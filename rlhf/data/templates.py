@@ -131,19 +131,44 @@ def truncate_prompt_response(prompt_ids: list[int], response_ids: list[int], max
     return prompt_ids, response_ids
 
 
-def tokenize_prompt_response(tokenizer: PreTrainedTokenizerBase, prompt: list[dict], response: str, template,
-                             max_length: int, min_prompt_tokens: int = 256) -> dict[str, list[int]]:
-    """Ids and labels for one (prompt, response) pair, as used by reward models and PTX.
-
-    `labels` marks the response tokens (loss only there), with the thesis truncation rule.
-    """
+def _prompt_and_response_ids(tokenizer: PreTrainedTokenizerBase, prompt: list[dict], response: str,
+                             template) -> tuple[list[int], list[int]]:
     segments = template.segments(list(prompt) + [{"role": "assistant", "content": response}],
                                  eos_token=tokenizer.eos_token)
     # The last assistant turn is the response; everything before its trainable segment is prompt.
     last = max(i for i, s in enumerate(segments) if s.trainable)
     prompt_ids = [t for s in segments[:last] for t in _encode(tokenizer, s.text)]
     response_ids = [t for s in segments[last:] if s.trainable for t in _encode(tokenizer, s.text)]
+    return prompt_ids, response_ids
+
+
+def tokenize_prompt_response(tokenizer: PreTrainedTokenizerBase, prompt: list[dict], response: str, template,
+                             max_length: int, min_prompt_tokens: int = 256) -> dict[str, list[int]]:
+    """Ids and labels for one (prompt, response) pair, as used by reward models and PTX.
+
+    `labels` marks the response tokens (loss only there), with the thesis truncation rule.
+    """
+    prompt_ids, response_ids = _prompt_and_response_ids(tokenizer, prompt, response, template)
     prompt_ids, response_ids = truncate_prompt_response(prompt_ids, response_ids, max_length, min_prompt_tokens)
     return {"input_ids": prompt_ids + response_ids,
             "labels": [IGNORE_INDEX] * len(prompt_ids) + response_ids,
             "prompt_length": len(prompt_ids)}
+
+
+def tokenize_prompt_group(tokenizer: PreTrainedTokenizerBase, prompt: list[dict], responses: list[str], template,
+                          max_length: int, min_prompt_tokens: int = 256) -> list[list[int]]:
+    """Ids of each response of one prompt, the prompt cut once for the whole group.
+
+    The thesis rule with the prompt budget set by the group's longest (kept) response, so every
+    response of a comparison is judged on the same context: the context no longer shrinks with the
+    reply's length (a cue a per-response cut would hand the RM), and the responses share a token
+    prefix that a packed forward computes once (rlhf.data.packing).
+    """
+    encoded = [_prompt_and_response_ids(tokenizer, prompt, r, template) for r in responses]
+    prompt_ids = encoded[0][0]
+    if any(p != prompt_ids for p, _ in encoded):
+        raise DataError("the template renders the prompt differently for different responses")
+    kept = [truncate_prompt_response(prompt_ids, r, max_length, min_prompt_tokens)[1] for _, r in encoded]
+    longest = max(kept, key=len)
+    shared_prompt, _ = truncate_prompt_response(prompt_ids, longest, max_length, min_prompt_tokens)
+    return [shared_prompt + r for r in kept]

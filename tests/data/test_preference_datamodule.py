@@ -63,12 +63,17 @@ def test_kway_group_is_scored_once_per_used_response(tmp_path):
     # used replies r0 r1 r3 r4 -> positions 0 1 2 3; pairs (r0,r3) (r0,r4) (r1,r3) (r1,r4)
     assert group["pairs"] == [(0, 2), (0, 3), (1, 2), (1, 3)]
     batch = next(iter(dm.train_dataloader()))
-    assert batch["input_ids"].size(0) == 4 and batch["pair_index"].shape == (4, 2)
+    # packed (the default): one row for the group, four scored positions
+    assert batch["input_ids"].size(0) == 1 and batch["score_index"].tolist() == [[0, c] for c in
+                                                                               batch["score_index"][:, 1].tolist()]
+    assert batch["pair_index"].shape == (4, 2)
+    flat = next(iter(module(path, pairs="top2_bottom2", shared_prefix=False).train_dataloader()))
+    assert flat["input_ids"].size(0) == 4 and "segment_ids" not in flat
 
 
 def test_truncation_keeps_response_and_min_prompt_tokens(tmp_path):
     path = write(tmp_path / "pairs.jsonl", [{"prompt": "blah " * 300, "chosen": "yes " * 100, "rejected": "no"}])
-    dm = module(path, adapter="pairs", max_length=40, min_prompt_tokens=10)
+    dm = module(path, adapter="pairs", max_length=40, min_prompt_tokens=10, truncation="per_response")
     long_ids, short_ids = dm.train_set[0]["input_ids"]
     tok = dm.tokenizer
     response_ids = tok("no<|im_end|>", add_special_tokens=False)["input_ids"]
@@ -79,12 +84,26 @@ def test_truncation_keeps_response_and_min_prompt_tokens(tmp_path):
     assert long_ids[10 - len(header):10] == header
 
 
+def test_group_truncation_cuts_the_prompt_once_for_all_replies(tmp_path):
+    path = write(tmp_path / "pairs.jsonl", [{"prompt": "blah " * 300, "chosen": "yes " * 100, "rejected": "no"}])
+    per_response = module(path, adapter="pairs", max_length=40, min_prompt_tokens=10, truncation="per_response")
+    group = module(path, adapter="pairs", max_length=40, min_prompt_tokens=10)  # truncation=group, the default
+    long_ids, short_ids = group.train_set[0]["input_ids"]
+    response_ids = group.tokenizer("no<|im_end|>", add_special_tokens=False)["input_ids"]
+    # the long reply is cut exactly as on its own (30 reply + 10 prompt tokens) ...
+    assert long_ids == per_response.train_set[0]["input_ids"][0]
+    # ... and the short reply gets the same 10 prompt tokens, not the 40 - len(reply) it would get alone
+    assert short_ids == long_ids[:10] + response_ids
+    with pytest.raises(ConfigError, match="data.truncation"):
+        module(path, adapter="pairs", truncation="both")
+
+
 def test_val_split_keeps_groups_whole(tmp_path):
     records = [{"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"} for i in range(20)]
     dm = module(write(tmp_path / "p.jsonl", records), adapter="pairs", val_fraction=0.1)
     assert len(dm.train_set) == 18 and len(dm.val_set) == 2  # 10 % of 20
     batch = next(iter(dm.val_dataloader()))
-    assert batch["input_ids"].size(0) == 4 and batch["pair_index"].tolist() == [[0, 1], [2, 3]]
+    assert batch["score_index"][:, 0].tolist() == [0, 0, 1, 1] and batch["pair_index"].tolist() == [[0, 1], [2, 3]]
 
 
 def test_bad_records_name_file_and_record(tmp_path):
@@ -107,5 +126,5 @@ def test_hh_rlhf_source_loads(shared_data_dir):
     dm.setup()
     assert len(dm.train_set) + len(dm.val_set) <= 30 and len(dm.val_set) == 3
     batch = next(iter(dm.train_dataloader()))
-    assert batch["input_ids"].size(1) <= 128
+    assert batch["input_ids"].size(1) <= 2 * 128  # a packed row holds the prompt once and both replies
     assert torch.equal(batch["pair_index"][:, 0] + 1, batch["pair_index"][:, 1])  # (chosen, rejected) adjacent

@@ -1,0 +1,43 @@
+import pytest
+import torch
+
+from rlhf.data.packing import common_prefix_length, pack_group, pack_groups, packed_attention_mask
+
+
+def test_common_prefix_leaves_each_sequence_a_token_of_its_own():
+    assert common_prefix_length([[1, 2, 3, 4], [1, 2, 5]]) == 2
+    assert common_prefix_length([[1, 2, 3], [1, 2, 3, 4]]) == 2  # not 3: the first would have no suffix
+    assert common_prefix_length([[7, 1], [8, 1]]) == 0  # left-truncated differently: nothing shared
+    assert common_prefix_length([[1, 2, 3]]) == 2  # a lone sequence: prefix + its last token
+
+
+def test_pack_group_worked_example():
+    ids, positions, segments, last = pack_group([[1, 2, 3, 4], [1, 2, 5], [1, 2, 6, 7, 8]])
+    assert ids == [1, 2, 3, 4, 5, 6, 7, 8]
+    assert positions == [0, 1, 2, 3, 2, 2, 3, 4]  # each suffix continues from the prefix
+    assert segments == [0, 0, 1, 1, 2, 3, 3, 3]
+    assert last == [3, 4, 7]
+    with pytest.raises(ValueError, match="no empty sequence"):
+        pack_group([[1], []])
+
+
+def test_pack_groups_pads_rows_and_indexes_scores_in_flat_order():
+    batch = pack_groups([[[1, 2, 3], [1, 2, 4, 5]], [[9, 8], [7]]], pad_token_id=0)
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5], [9, 8, 7, 0, 0]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 2, 3], [0, 1, 0, 0, 0]]
+    assert batch["segment_ids"].tolist() == [[0, 0, 1, 2, 2], [1, 1, 2, -1, -1]]
+    assert batch["score_index"].tolist() == [[0, 2], [0, 4], [1, 1], [1, 2]]
+
+
+def test_attention_mask_worked_example():
+    # prefix (2 tokens), suffix 1 (1 token), suffix 2 (2 tokens), one pad
+    mask = packed_attention_mask(torch.tensor([[0, 0, 1, 2, 2, -1]]))
+    expected = torch.tensor([
+        [1, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0],  # suffix 1: prefix + itself
+        [1, 1, 0, 1, 0, 0],  # suffix 2 skips suffix 1
+        [1, 1, 0, 1, 1, 0],
+        [0, 0, 0, 0, 0, 1],  # padding sees only padding, and is seen by nobody else
+    ], dtype=torch.bool)
+    assert mask.shape == (1, 1, 6, 6) and torch.equal(mask[0, 0], expected)
