@@ -69,7 +69,7 @@ MASKED_ATTENTION = ("sdpa", "eager")
 
 
 def packed_scores(model, input_ids: torch.Tensor, position_ids: torch.Tensor, segment_ids: torch.Tensor,
-                  score_index: torch.Tensor) -> torch.Tensor:
+                  document_ids: torch.Tensor, score_index: torch.Tensor) -> torch.Tensor:
     """Scores of shared-prefix packed rows (rlhf.data.packing), float32 [N] in flattened-group order.
 
     Equal to sequence_scores on the unpacked sequences up to float rounding: each token sees the
@@ -80,7 +80,7 @@ def packed_scores(model, input_ids: torch.Tensor, position_ids: torch.Tensor, se
     if attention not in MASKED_ATTENTION:
         raise ConfigError("data.shared_prefix", f"packed rows need a 4D attention mask, which {attention!r} "
                           f"attention does not take; use one of {MASKED_ATTENTION} or data.shared_prefix=false")
-    allowed = packed_attention_mask(segment_ids)
+    allowed = packed_attention_mask(segment_ids, document_ids)
     dtype = next(body.parameters()).dtype
     mask = allowed if attention == "sdpa" else torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
         ~allowed, torch.finfo(dtype).min)
@@ -91,7 +91,7 @@ def batch_scores(model, batch: dict) -> torch.Tensor:
     """One score per sequence of a reward batch, packed (has `segment_ids`) or padded."""
     if "segment_ids" in batch:
         return packed_scores(model, batch["input_ids"], batch["position_ids"], batch["segment_ids"],
-                             batch["score_index"])
+                             batch["document_ids"], batch["score_index"])
     return sequence_scores(model, batch["input_ids"], batch["attention_mask"])
 
 

@@ -235,8 +235,10 @@ def shared_prompt_groups(module):
     prompt0, prompt1 = ids("<|im_start|>user\nWhat should I cook tonight?<|im_end|>\n"), ids("Q: name a colour.")
     replies0 = [ids(" Pasta with tomatoes."), ids(" Pasta"), ids(" Soup, since it is cold outside today.")]
     replies1 = [ids(" Blue"), ids(" Red, like a fire engine")]
+    prompt2, replies2 = ids("Q: name a fruit."), [ids(" Apple"), ids(" Pear")]
     return [{"input_ids": [prompt0 + r for r in replies0], "pairs": [(0, 1), (0, 2), (2, 1)], "margins": []},
-            {"input_ids": [prompt1 + r for r in replies1], "pairs": [(1, 0)], "margins": []}]
+            {"input_ids": [prompt1 + r for r in replies1], "pairs": [(1, 0)], "margins": []},
+            {"input_ids": [prompt2 + r for r in replies2], "pairs": [(0, 1)], "margins": []}]
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
@@ -247,7 +249,9 @@ def test_shared_prefix_packing_gives_the_padded_scores_loss_and_gradients(attent
     pad = module.tokenizer.pad_token_id
     packed = PreferenceCollator(pad, shared_prefix=True)(groups)
     padded = PreferenceCollator(pad, padding_side="left")(groups)
-    assert packed["input_ids"].size(0) == 2 and padded["input_ids"].size(0) == 5
+    # the two short groups share a row, so a token attending across groups would show
+    assert packed["input_ids"].size(0) == 2 and padded["input_ids"].size(0) == 7
+    assert packed["document_ids"].max() == 1
     results = []
     for batch in (packed, padded):
         module.model.zero_grad()

@@ -1,9 +1,12 @@
-"""Shared-prefix packing: the responses of one prompt in one row, their common prefix stored once.
+"""Shared-prefix packing: the responses of one prompt in one run of tokens, their common prefix once.
 
-A group [prefix + s1, prefix + s2, ...] becomes the row [prefix, s1, s2, ...]. Segment ids say
+A group [prefix + s1, prefix + s2, ...] becomes the run [prefix, s1, s2, ...]. Segment ids say
 which part a token belongs to (0 = prefix, k = the k-th suffix, -1 = padding); each suffix attends
 to the prefix and to itself, with positions continuing from the prefix, so every token sees
-exactly the context and positions it has in its own sequence. Nothing assumes a prompt boundary:
+exactly the context and positions it has in its own sequence. Several short groups share a row
+(first-fit decreasing into rows as wide as the longest group; document ids keep them apart), so
+rows carry little padding and the row width, hence the attention cost, stays that of one group.
+Nothing assumes a prompt boundary:
 the prefix is the longest run of tokens all sequences of the group share (rlhf.data.templates.
 tokenize_prompt_group makes that the whole prompt), and at least one token of each sequence stays
 in its suffix, so every score is read inside its own segment.
@@ -40,26 +43,52 @@ def pack_group(seqs: list[list[int]]) -> tuple[list[int], list[int], list[int], 
     return ids, positions, segments, last
 
 
+def first_fit_decreasing(lengths: list[int], width: int) -> list[list[int]]:
+    """Indices of `lengths` per row, longest first, each into the first row with room for it."""
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for i in sorted(range(len(lengths)), key=lambda i: (-lengths[i], i)):
+        row = next((r for r, free in enumerate(room) if free >= lengths[i]), None)
+        if row is None:
+            rows.append([])
+            room.append(width)
+            row = len(rows) - 1
+        rows[row].append(i)
+        room[row] -= lengths[i]
+    return rows
+
+
 def pack_groups(groups: list[list[list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """One right-padded row per group; `score_index` [N, 2] = (row, column) of each sequence's last
-    token, in the order of the flattened groups."""
+    """Packed rows as wide as the longest group; `score_index` [N, 2] = (row, column) of each
+    sequence's last token, in the order of the flattened groups. `document_ids` numbers the groups
+    within a row (-1 = padding)."""
     packed = [pack_group(g) for g in groups]
     width = max(len(ids) for ids, *_ in packed)
-    input_ids = torch.full((len(packed), width), pad_token_id, dtype=torch.long)
-    position_ids = torch.zeros((len(packed), width), dtype=torch.long)
-    segment_ids = torch.full((len(packed), width), PAD_SEGMENT, dtype=torch.long)
-    score_index = []
-    for row, (ids, positions, segments, last) in enumerate(packed):
-        input_ids[row, : len(ids)] = torch.as_tensor(ids)
-        position_ids[row, : len(ids)] = torch.as_tensor(positions)
-        segment_ids[row, : len(ids)] = torch.as_tensor(segments)
-        score_index += [(row, col) for col in last]
+    rows = first_fit_decreasing([len(ids) for ids, *_ in packed], width)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    segment_ids = torch.full((len(rows), width), PAD_SEGMENT, dtype=torch.long)
+    document_ids = torch.full((len(rows), width), PAD_SEGMENT, dtype=torch.long)
+    where: dict[int, tuple[int, int]] = {}  # group -> (row, first column)
+    for r, members in enumerate(rows):
+        start = 0
+        for doc, g in enumerate(members):
+            ids, positions, segments, _ = packed[g]
+            end = start + len(ids)
+            input_ids[r, start:end] = torch.as_tensor(ids)
+            position_ids[r, start:end] = torch.as_tensor(positions)
+            segment_ids[r, start:end] = torch.as_tensor(segments)
+            document_ids[r, start:end] = doc
+            where[g] = (r, start)
+            start = end
+    score_index = [(where[g][0], where[g][1] + col) for g, (*_, last) in enumerate(packed) for col in last]
     return {"input_ids": input_ids, "position_ids": position_ids, "segment_ids": segment_ids,
-            "score_index": torch.tensor(score_index, dtype=torch.long)}
+            "document_ids": document_ids, "score_index": torch.tensor(score_index, dtype=torch.long)}
 
 
-def packed_attention_mask(segment_ids: torch.Tensor) -> torch.Tensor:
-    """[G, 1, L, L] bool, True = may attend: causal, and only to the prefix or the own segment.
+def packed_attention_mask(segment_ids: torch.Tensor, document_ids: torch.Tensor) -> torch.Tensor:
+    """[R, 1, L, L] bool, True = may attend: causal, within the own group, and only to its prefix
+    or the own segment.
 
     Padding attends to padding (never to a real token, and no row is all-False, which would give
     NaN in softmax); real tokens never attend to padding.
@@ -67,5 +96,6 @@ def packed_attention_mask(segment_ids: torch.Tensor) -> torch.Tensor:
     length = segment_ids.size(1)
     causal = torch.ones(length, length, dtype=torch.bool, device=segment_ids.device).tril()
     keys, queries = segment_ids.unsqueeze(1), segment_ids.unsqueeze(2)
+    same_document = document_ids.unsqueeze(1) == document_ids.unsqueeze(2)
     visible = (keys == queries) | ((keys == 0) & (queries != PAD_SEGMENT))
-    return (visible & causal).unsqueeze(1)
+    return (visible & same_document & causal).unsqueeze(1)

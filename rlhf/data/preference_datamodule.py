@@ -53,9 +53,10 @@ class PreferenceCollator:
     """Groups -> input_ids/attention_mask [N, T] over all responses, pair_index [P, 2], pair_group [P].
 
     pair_margin [P] is added when the groups carry margins. `padding_side` is free: the RM reads the
-    last real token from the mask. With `shared_prefix` a group is one packed row instead
-    (rlhf.data.packing: input_ids/position_ids/segment_ids [G, T], score_index [N, 2]); sequence
-    indices, and so pair_index, are the same in both layouts.
+    last real token from the mask. With `shared_prefix` the groups are packed instead, each prompt
+    once, short groups sharing a row (rlhf.data.packing: input_ids/position_ids/segment_ids/
+    document_ids [R, T], score_index [N, 2]); sequence indices, and so pair_index, are the same in
+    both layouts.
     """
 
     def __init__(self, pad_token_id: int, padding_side: str = "right", with_margin: bool = False,

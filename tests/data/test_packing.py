@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from rlhf.data.packing import common_prefix_length, pack_group, pack_groups, packed_attention_mask
+from rlhf.data.packing import common_prefix_length, first_fit_decreasing, pack_group, pack_groups, packed_attention_mask
 
 
 def test_common_prefix_leaves_each_sequence_a_token_of_its_own():
@@ -21,23 +21,36 @@ def test_pack_group_worked_example():
         pack_group([[1], []])
 
 
-def test_pack_groups_pads_rows_and_indexes_scores_in_flat_order():
-    batch = pack_groups([[[1, 2, 3], [1, 2, 4, 5]], [[9, 8], [7]]], pad_token_id=0)
-    assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5], [9, 8, 7, 0, 0]]
-    assert batch["position_ids"].tolist() == [[0, 1, 2, 2, 3], [0, 1, 0, 0, 0]]
-    assert batch["segment_ids"].tolist() == [[0, 0, 1, 2, 2], [1, 1, 2, -1, -1]]
-    assert batch["score_index"].tolist() == [[0, 2], [0, 4], [1, 1], [1, 2]]
+def test_first_fit_decreasing_worked_example():
+    # width 10: 7 opens row 0, 6 opens row 1, 4 fits row 1 (room 4), 3 fits row 0 (room 3), 2 opens row 2
+    assert first_fit_decreasing([3, 7, 2, 6, 4], 10) == [[1, 0], [3, 4], [2]]
+
+
+def test_pack_groups_shares_rows_and_indexes_scores_in_flat_order():
+    # packed lengths: group 0 -> 5 tokens (the width), group 1 -> 3, group 2 -> 2: rows [g0], [g1, g2]
+    batch = pack_groups([[[1, 2, 3], [1, 2, 4, 5]], [[9, 8], [7]], [[6, 6]]], pad_token_id=0)
+    assert batch["input_ids"].tolist() == [[1, 2, 3, 4, 5], [9, 8, 7, 6, 6]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2, 2, 3], [0, 1, 0, 0, 1]]
+    assert batch["segment_ids"].tolist() == [[0, 0, 1, 2, 2], [1, 1, 2, 0, 1]]
+    assert batch["document_ids"].tolist() == [[0, 0, 0, 0, 0], [0, 0, 0, 1, 1]]
+    assert batch["score_index"].tolist() == [[0, 2], [0, 4], [1, 1], [1, 2], [1, 4]]
+    lone = pack_groups([[[1, 2, 3], [1, 2, 4, 5]], [[9, 8, 7], [9]]], pad_token_id=0)  # 5 and 4 tokens
+    assert lone["document_ids"].tolist() == [[0, 0, 0, 0, 0], [0, 0, 0, 0, -1]]
 
 
 def test_attention_mask_worked_example():
-    # prefix (2 tokens), suffix 1 (1 token), suffix 2 (2 tokens), one pad
-    mask = packed_attention_mask(torch.tensor([[0, 0, 1, 2, 2, -1]]))
+    # group A: prefix (2 tokens), suffix 1 (1 token), suffix 2 (2 tokens); group B: prefix 1, suffix 1; one pad
+    segments = torch.tensor([[0, 0, 1, 2, 2, 0, 1, -1]])
+    documents = torch.tensor([[0, 0, 0, 0, 0, 1, 1, -1]])
+    mask = packed_attention_mask(segments, documents)
     expected = torch.tensor([
-        [1, 0, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0, 0],
-        [1, 1, 1, 0, 0, 0],  # suffix 1: prefix + itself
-        [1, 1, 0, 1, 0, 0],  # suffix 2 skips suffix 1
-        [1, 1, 0, 1, 1, 0],
-        [0, 0, 0, 0, 0, 1],  # padding sees only padding, and is seen by nobody else
+        [1, 0, 0, 0, 0, 0, 0, 0],
+        [1, 1, 0, 0, 0, 0, 0, 0],
+        [1, 1, 1, 0, 0, 0, 0, 0],  # suffix 1: prefix + itself
+        [1, 1, 0, 1, 0, 0, 0, 0],  # suffix 2 skips suffix 1
+        [1, 1, 0, 1, 1, 0, 0, 0],
+        [0, 0, 0, 0, 0, 1, 0, 0],  # group B starts afresh: nothing of group A
+        [0, 0, 0, 0, 0, 1, 1, 0],
+        [0, 0, 0, 0, 0, 0, 0, 1],  # padding sees only padding, and is seen by nobody else
     ], dtype=torch.bool)
-    assert mask.shape == (1, 1, 6, 6) and torch.equal(mask[0, 0], expected)
+    assert mask.shape == (1, 1, 8, 8) and torch.equal(mask[0, 0], expected)
