@@ -6,10 +6,9 @@ to the prefix and to itself, with positions continuing from the prefix, so every
 exactly the context and positions it has in its own sequence. Several short groups share a row
 (first-fit decreasing into rows as wide as the longest group; document ids keep them apart), so
 rows carry little padding and the row width, hence the attention cost, stays that of one group.
-Nothing assumes a prompt boundary:
-the prefix is the longest run of tokens all sequences of the group share (rlhf.data.templates.
-tokenize_prompt_group makes that the whole prompt), and at least one token of each sequence stays
-in its suffix, so every score is read inside its own segment.
+Nothing assumes a prompt boundary: the prefix is the longest run of tokens all sequences of the
+group share (rlhf.data.templates.tokenize_prompt_group makes that the whole prompt), and at least
+one token of each sequence stays in its suffix, so every score is read inside its own segment.
 """
 
 from __future__ import annotations
