@@ -16,6 +16,7 @@ from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import move_data_to_device
 from torchmetrics import MeanMetric
 
 from rlhf.errors import ConfigError
@@ -212,8 +213,7 @@ class RewardModule(L.LightningModule):
         was_training = self.model.training
         self.model.eval()
         for batch in loader:
-            moments.update(batch_scores(self.model, {k: v.to(self.device) if torch.is_tensor(v) else v
-                                                        for k, v in batch.items()}))
+            moments.update(batch_scores(self.model, move_data_to_device(batch, self.device)))
         self.model.train(was_training)
         values = moments.compute()
         return {"mean": float(values["mean"]), "std": float(values["std"]), "n": int(values["count"])}
