@@ -24,9 +24,9 @@ QUICK = ["--model", "tiny", "--batch", "4", "--new-tokens", "8", "--reps", "2", 
 def measure_floor(args) -> dict:
     import torch
 
-    from rlhf.lora import apply_lora
-    from rlhf.models import load_backbone, load_backbone_tokenizer
-    from rlhf.rollout import left_pad, position_ids
+    from rlhf.core.lora import apply_lora
+    from rlhf.core.models import load_backbone, load_backbone_tokenizer
+    from rlhf.rl.rollout import left_pad, position_ids
 
     torch.manual_seed(0)
     device = "cuda" if args.gpu else "cpu"

@@ -62,7 +62,7 @@ def prompt_token_ids(tokenizer, n: int, seed: int = 0) -> list[list[int]]:
     """The first n demo RL prompts as chatml token ids ending in the assistant prefix."""
     from rlhf.data.demo_task import demo_prompts
     from rlhf.data.templates import get_template
-    from rlhf.rollout import encode_prompt
+    from rlhf.rl.rollout import encode_prompt
 
     template = get_template("chatml", tokenizer.eos_token)
     return [encode_prompt(tokenizer, template, r["prompt"], None) for r in demo_prompts("rl", n, seed)]
@@ -77,7 +77,7 @@ class LetterCountRewardModel(nn.Module):
     last hidden state goes through `.score`): the number of times the letter occurs in the text up
     to each position, so the score read at the last token is the letter count of prompt + response.
 
-    Our PPOModule uses rlhf.rewards.WordCountReward on the decoded response (the same letter); the
+    Our PPOModule uses rlhf.rewards.word_count.WordCountReward on the decoded response (the same letter); the
     prompt's share is a per-prompt constant. Both cost next to nothing, which keeps the comparison
     about the PPO machinery.
     """

@@ -100,8 +100,8 @@ def trl_worker(args) -> dict:
     from trl.experimental.ppo import ppo_trainer as trl_ppo
 
     from ppo_settings import LetterCountRewardModel
-    from rlhf.models import load_backbone, load_backbone_tokenizer
-    from rlhf.reward import load_reward_backbone
+    from rlhf.core.models import load_backbone, load_backbone_tokenizer
+    from rlhf.reward_model.module import load_reward_backbone
     from step_timers import HFStepTimer
 
     generate_s: list[float] = []

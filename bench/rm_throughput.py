@@ -64,7 +64,7 @@ def trl_worker(args) -> dict:
     from trl import RewardConfig, RewardTrainer
 
     from lightning_run import GPU, compose_train_config
-    from rlhf.reward import load_reward_backbone
+    from rlhf.reward_model.module import load_reward_backbone
     from step_timers import HFStepTimer
 
     steps = args.warmup + args.steps

@@ -28,7 +28,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from rlhf.data.collate import CausalLMCollator
-from rlhf.sft import SFTModule
+from rlhf.sft.module import SFTModule
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lightning.pytorch import Callback
 
-from rlhf.checkpoint_io import AtomicCheckpointIO
+from rlhf.core.checkpoint_io import AtomicCheckpointIO
 
 
 class CheckpointCompatibility(Callback):

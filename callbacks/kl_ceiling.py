@@ -14,7 +14,7 @@ import math
 
 from lightning.pytorch import Callback
 
-from callbacks.training_fault import TrainingFault
+from rlhf.core.errors import TrainingFault
 
 log = logging.getLogger(__name__)
 

@@ -14,18 +14,12 @@ import logging
 import torch
 from lightning.pytorch import Callback
 
-from callbacks.training_fault import TrainingFault
+from rlhf.core.errors import TrainingFault
+from rlhf.core.gradients import grads_are_finite
 
 log = logging.getLogger(__name__)
 
 METRIC = "train/nonfinite_skips"
-
-
-def grads_are_finite(optimizer: torch.optim.Optimizer) -> bool:
-    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
-    if not grads:
-        return True
-    return bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
 
 
 class NonFiniteGuard(Callback):

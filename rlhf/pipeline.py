@@ -22,9 +22,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
 from rlhf.data.source_spec import load_source
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 from rlhf.pipeline_report import evaluate_stage, headline_metrics
-from rlhf.run_info import write_run_info
+from rlhf.core.run_info import write_run_info
 from rlhf.sweep_summary import write_final_metrics
 
 log = logging.getLogger(__name__)

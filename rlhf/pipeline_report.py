@@ -214,7 +214,7 @@ def evaluate_stage(cfg: DictConfig, sft_dir: Path, ppo_dir: Path, ppo_run_dir: P
 def _proxy_scores(rm_dir: Path, prompts: list, outputs: dict) -> dict | None:
     if not rm_dir.exists():
         return None
-    from rlhf.reward_model import load_reward_model
+    from rlhf.reward_model.scoring import load_reward_model
 
     scorer = load_reward_model(str(rm_dir))
     return {name: scorer.score(prompts, [row["response"] for row in rows]).tolist() for name, rows in outputs.items()}

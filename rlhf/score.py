@@ -18,9 +18,9 @@ import torch
 
 from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
 from rlhf.data.sources import hh_rlhf, pairs
-from rlhf.errors import DataError
-from rlhf.reward_metrics import PairwiseAccuracy
-from rlhf.reward_model import OUTPUTS, load_reward_model
+from rlhf.core.errors import DataError
+from rlhf.reward_model.metrics import PairwiseAccuracy
+from rlhf.reward_model.scoring import OUTPUTS, load_reward_model
 
 
 def read_pairs(path: str | Path) -> tuple[list[dict], list[list[dict]], list[str], list[str]]:

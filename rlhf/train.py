@@ -14,9 +14,9 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from rlhf.config_validation import validate_config
-from rlhf.lora import apply_lora, is_lora
-from rlhf.run_info import write_run_info
+from rlhf.config.validation import validate_config
+from rlhf.core.lora import apply_lora, is_lora
+from rlhf.core.run_info import write_run_info
 from rlhf.sweep_summary import write_final_metrics
 
 STAGE_OVERRIDES = ("data", "trainer")   # what one curriculum entry may change

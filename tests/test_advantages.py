@@ -7,17 +7,16 @@ import math
 import pytest
 import torch
 
-from rlhf.advantages import (
-    combined_reward_score,
+from rlhf.rl.advantages import (
     explained_variance,
     gae_advantages,
     kl_penalized_rewards,
     kl_per_token,
-    logit_from_probability,
     sequence_kl,
     whiten,
 )
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
+from rlhf.rewards.crs import combined_reward_score, logit_from_probability
 
 
 def rows(t: torch.Tensor) -> list[list[float]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlhf.experience import Experience, length_sorted_micro_batches, trim_padding
+from rlhf.rl.experience import Experience, length_sorted_micro_batches, trim_padding
 
 
 def batch() -> Experience:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rlhf.errors import ConfigError
-from rlhf.kl_control import AdaptiveKLController, FixedKLController, build_kl_controller
+from rlhf.core.errors import ConfigError
+from rlhf.rl.kl_control import AdaptiveKLController, FixedKLController, build_kl_controller
 
 
 def test_fixed_controller_never_moves():

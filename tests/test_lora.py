@@ -1,7 +1,7 @@
 """LoRA placement: all decoder layers by default, only the top N with `top_layers`."""
 
-from rlhf.lora import apply_lora
-from rlhf.models import build_tiny_llama, load_tokenizer
+from rlhf.core.lora import apply_lora
+from rlhf.core.models import build_tiny_llama, load_tokenizer
 
 
 def lora_layers(model) -> set[int]:

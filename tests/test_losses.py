@@ -7,22 +7,10 @@ import math
 import pytest
 import torch
 
-from rlhf.errors import ConfigError
-from rlhf.losses import (
-    clipped_policy_loss,
-    clipped_value_loss,
-    entropy_from_logits,
-    gather_pairs,
-    kl_penalty_loss,
-    logistic_soft_bce_loss,
-    logprobs_from_logits,
-    margin_ranking_loss,
-    masked_lm_loss,
-    masked_mean,
-    mse_range_penalty_loss,
-    pairwise_logistic_loss,
-    sigmoid_mse_loss,
-)
+from rlhf.core.errors import ConfigError
+from rlhf.core.token_losses import entropy_from_logits, logprobs_from_logits, masked_lm_loss, masked_mean
+from rlhf.reward_model.losses import gather_pairs, logistic_soft_bce_loss, margin_ranking_loss, mse_range_penalty_loss, pairwise_logistic_loss, sigmoid_mse_loss
+from rlhf.rl.losses import clipped_policy_loss, clipped_value_loss, kl_penalty_loss
 
 LN3 = math.log(3.0)
 

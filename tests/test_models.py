@@ -12,8 +12,8 @@ from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from rlhf import models
-from rlhf.models import (
+from rlhf.core import models
+from rlhf.core.models import (
     build_tiny_llama,
     default_cache_dir,
     embedded_model_path,

@@ -120,7 +120,7 @@ def test_every_recipe_stage_composes_validates_and_builds(recipe, tmp_path):
     cannot fail at its 3rd stage after an hour of CPU, as ice_grt's reward stage once did."""
     import hydra
 
-    from rlhf.config_validation import validate_config
+    from rlhf.config.validation import validate_config
 
     with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
         cfg = compose("pipeline", overrides=["model=tiny", f"experiment={recipe}", f"run_dir={tmp_path}",

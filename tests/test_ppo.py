@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from rlhf.data.prompt_datamodule import PromptDataModule
-from rlhf.models import build_tiny_llama
-from rlhf.ppo import PPOModule
-from rlhf.rollout import forward_response, left_pad
+from rlhf.core.models import build_tiny_llama
+from rlhf.rl.module import PPOModule
+from rlhf.rl.rollout import forward_response, left_pad
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"source": "tiny", "tokenizer": "embedded:smollm2-135m", "dtype": "float32",
@@ -284,7 +284,7 @@ def test_value_head_critic_warmup_then_ptx(prompts_file, tmp_path, micro_batch_s
 
 def test_warmup_longer_than_the_run_warns_that_the_actor_never_trains(prompts_file, tmp_path, caplog):
     module = make_module(critic="value_head", critic_warmup_steps=3, lr=0.0)
-    with caplog.at_level("WARNING", logger="rlhf.ppo"):
+    with caplog.at_level("WARNING", logger="rlhf.rl.module"):
         fit(module, make_datamodule(prompts_file), tmp_path, max_steps=2)
     assert "critic_warmup_steps=3 >= trainer.max_steps=2: the actor is never trained" in caplog.text
 
@@ -300,7 +300,7 @@ class PoisonGradients(L.Callback):
 
 @pytest.mark.parametrize("limit", [5, 3])
 def test_nan_gradient_with_finite_loss_skips_every_update(prompts_file, tmp_path, limit):
-    from callbacks.training_fault import TrainingFault
+    from rlhf.core.errors import TrainingFault
 
     module = make_module(critic="value_head", max_nonfinite_in_a_row=limit)   # 2 epochs x 2 minibatches = 4 updates
     L.seed_everything(0)

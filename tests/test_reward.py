@@ -8,9 +8,9 @@ import torch
 
 from rlhf.data.collate import length_mask, pad_sequences
 from rlhf.data.preference_datamodule import PreferenceCollator
-from rlhf.errors import ConfigError
-from rlhf.reward import RewardModule
-from rlhf.reward_model import split_head
+from rlhf.core.errors import ConfigError
+from rlhf.reward_model.module import RewardModule
+from rlhf.reward_model.scoring import split_head
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = {"source": "tiny", "tokenizer": "embedded:smollm2-135m", "dtype": "float32",
@@ -141,7 +141,7 @@ def test_loss_config_errors_name_the_key():
 def test_train_cli_runs_end_to_end_on_a_pairs_fixture(tmp_path):
     import json
 
-    from rlhf.reward_model import load_reward_model
+    from rlhf.reward_model.scoring import load_reward_model
 
     pairs = tmp_path / "pairs.jsonl"
     lines = [{"prompt": f"Question {i}: say something kind.", "chosen": f"Happy to help, friend {i}.",
@@ -194,7 +194,7 @@ def test_packed_rm_on_two_fsdp2_processes_matches_one(tmp_path):
     assert len(losses["single"]) == 4 and losses["single"][-1] < losses["single"][0] - 0.05
     assert losses["fsdp2"] == pytest.approx(losses["single"], abs=1e-4)
     # the sharded run exports the same reward model (gathered from the shards)
-    from rlhf.reward_model import load_reward_model
+    from rlhf.reward_model.scoring import load_reward_model
 
     prompts, replies = [line["prompt"] for line in lines], [line["chosen"] for line in lines]
     single, sharded = (load_reward_model(tmp_path / name / "model").score(prompts, replies) for name in runs)
@@ -218,7 +218,7 @@ def test_stage_and_data_configs_compose(stage, data, loss_override, expected):
     with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
         cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
     module = cfg.stage.module
-    assert module._target_ == "rlhf.reward.RewardModule"
+    assert module._target_ == "rlhf.reward_model.module.RewardModule"
     assert module.kind == ("absolute" if stage == "reward_absolute" else "preference")
     if expected is not None:
         assert OmegaConf.to_container(module.loss) == expected

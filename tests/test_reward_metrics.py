@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from rlhf.reward_metrics import BucketedRegressionError, PairwiseAccuracy, RewardMoments, bucket_index
+from rlhf.reward_model.metrics import BucketedRegressionError, PairwiseAccuracy, RewardMoments, bucket_index
 
 
 def test_pairwise_accuracy_counts_a_tie_as_wrong_and_accumulates():

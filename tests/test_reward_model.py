@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rlhf.data.preference_datamodule import PreferenceCollator
-from rlhf.reward import RewardModule
-from rlhf.reward_model import last_token_index, load_reward_model
+from rlhf.reward_model.module import RewardModule
+from rlhf.reward_model.scoring import last_token_index, load_reward_model
 
 TINY = {"source": "tiny", "tokenizer": "embedded:smollm2-135m", "dtype": "float32",
         "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128, "seed": 0}}

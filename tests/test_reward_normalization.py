@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlhf.errors import ConfigError
-from rlhf.reward_normalization import RunningMeanStd, clip_scores, normalize_and_clip
+from rlhf.core.errors import ConfigError
+from rlhf.rl.score_normalization import RunningMeanStd, clip_scores, normalize_and_clip
 
 
 def test_merging_two_batches_equals_numpy_over_the_concatenation():

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlhf.errors import ConfigError
-from rlhf.rewards import CombinedReward, WeightedSumReward, WordCountReward, build_reward
+from rlhf.core.errors import ConfigError
+from rlhf.rewards.build import build_reward
+from rlhf.rewards.crs import CombinedReward
+from rlhf.rewards.weighted_sum import WeightedSumReward
+from rlhf.rewards.word_count import WordCountReward
 
 PROMPTS = [[{"role": "user", "content": "hi"}]] * 3
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from rlhf.data.templates import get_template
-from rlhf.errors import ConfigError
-from rlhf.models import build_tiny_llama, load_backbone_tokenizer
-from rlhf.rollout import (encode_prompt, filter_logits, forward_response, generate, left_pad, position_ids,
+from rlhf.core.errors import ConfigError
+from rlhf.core.models import build_tiny_llama, load_backbone_tokenizer
+from rlhf.rl.rollout import (encode_prompt, filter_logits, forward_response, generate, left_pad, position_ids,
                           response_mask_from_eos, sample_from_logits, sample_seeds, uniform_from_seeds)
 
 EOS, PAD = 2, 0

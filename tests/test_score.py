@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from rlhf.errors import DataError
-from rlhf.reward import RewardModule
-from rlhf.reward_model import load_reward_model
+from rlhf.core.errors import DataError
+from rlhf.reward_model.module import RewardModule
+from rlhf.reward_model.scoring import load_reward_model
 from rlhf.score import main, score
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,8 +17,8 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rlhf.data.sft_datamodule import SFTDataModule
-from rlhf.models import build_tiny_llama
-from rlhf.sft import SFTModule
+from rlhf.core.models import build_tiny_llama
+from rlhf.sft.module import SFTModule
 
 TINY = {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128, "seed": 0}
 TINY_SPEC = {"source": "tiny", "tokenizer": "embedded:smollm2-135m", "dtype": "float32", "tiny": TINY}

@@ -15,10 +15,10 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import init_device_mesh
 from transformers import AutoModelForCausalLM
 
-from rlhf.export import export_hf
-from rlhf.lora import apply_lora
-from rlhf.models import build_tiny_llama, load_tokenizer
-from rlhf.sharding import decoder_layers, full_state_dict, shard_model
+from rlhf.core.export import export_hf
+from rlhf.core.lora import apply_lora
+from rlhf.core.models import build_tiny_llama, load_tokenizer
+from rlhf.core.sharding import decoder_layers, full_state_dict, shard_model
 
 PROBE = torch.tensor([[1, 4093, 198, 26843, 2, 198, 1, 520, 9531, 198]])
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0}

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from rlhf.data.templates import get_template, tokenize_conversation
-from rlhf.models import load_tokenizer
+from rlhf.core.models import load_tokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["model=tiny", "data=jsonl", "data.max_length=64", "trainer=debug", "logger=csv", "callbacks=none"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 ANNOTATOR_KINDS = ("simulated", "human", "llm_judge", "reward_model")
 
@@ -83,7 +83,7 @@ def build_annotator(cfg: Mapping) -> Annotator:
 
         return LLMJudgeAnnotator(**cfg)
     if kind == "reward_model":
-        from rlhf.annotators.reward_model import RewardModelAnnotator
+        from rlhf.annotators.rm_annotator import RewardModelAnnotator
 
         return RewardModelAnnotator(**cfg)
     raise ConfigError("annotator.kind", f"unknown annotator kind {kind!r}; expected one of {list(ANNOTATOR_KINDS)} "

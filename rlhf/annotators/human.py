@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf.annotators.base import check_prompt, ranks_from_scores
-from rlhf.errors import DataError
+from rlhf.core.errors import DataError
 
 
 def response_id(index: int) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from itertools import combinations
 
 from rlhf.annotators.base import ranks_from_scores, render_conversation
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 VERDICT_POINTS = {"a": (1.0, 0.0), "b": (0.0, 1.0), "tie": (0.5, 0.5)}
 

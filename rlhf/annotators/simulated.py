@@ -28,7 +28,7 @@ import torch
 
 from rlhf.annotators import criteria as rules
 from rlhf.annotators.base import last_user_text
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 from rlhf.evaluate.criteria import ICE_GRT_WEIGHTS
 
 ICE_GRT_SOURCES = {
@@ -113,7 +113,7 @@ class SimulatedAnnotator:
     @property
     def encoder(self):
         if self._encoder is None:
-            from rlhf.embeddings import default_encoder
+            from rlhf.core.embeddings import default_encoder
 
             self._encoder = default_encoder()
         return self._encoder

@@ -20,8 +20,8 @@ from rlhf.data.jsonl import iter_source
 from rlhf.data.mixture import split_train_val
 from rlhf.data.reward_data import RewardDataModule
 from rlhf.data.templates import get_template, tokenize_prompt_response
-from rlhf.errors import ConfigError, DataError
-from rlhf.models import load_backbone_tokenizer
+from rlhf.core.errors import ConfigError, DataError
+from rlhf.core.models import load_backbone_tokenizer
 
 log = logging.getLogger(__name__)
 

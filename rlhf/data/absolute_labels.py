@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 WEIGHT_PRESETS: dict[str, dict[str, float]] = {
     # thesis §5.3.1, METHODS §3.5

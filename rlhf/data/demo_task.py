@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import random
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 SPLITS = ("sft", "rl", "eval")
 # Share of the (template, topic) grid per split, in hash buckets out of 100.

@@ -16,7 +16,7 @@ from bisect import bisect_right
 from collections.abc import Sequence
 
 from rlhf.data.absolute_labels import HIGH_MIN, LOW_MAX, quality_bucket
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 Record = dict
 

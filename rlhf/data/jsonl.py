@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rlhf.errors import DataError
+from rlhf.core.errors import DataError
 
 
 def is_local(source: str | Path) -> bool:

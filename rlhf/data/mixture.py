@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 
 def mix_sources(groups: list[list[dict]], weights: list[float] | None, total: int | None, seed: int) -> list[dict]:

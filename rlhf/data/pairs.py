@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 Ranks = Sequence[int | None]
 Pair = tuple[int, int]

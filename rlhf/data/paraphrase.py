@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 
 from rlhf.data.absolute_labels import quality_bucket
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 _STOP_WORDS: dict[str, frozenset[str]] = {
     "en": frozenset(
@@ -127,7 +127,7 @@ class ParaphraseAugmenter:
             return []
         encoder = self.encoder
         if encoder is None:
-            from rlhf.embeddings import default_encoder
+            from rlhf.core.embeddings import default_encoder
 
             encoder = default_encoder()
         cosines = encoder.cosine([rec["response"] for rec in chosen], rewrites).tolist()

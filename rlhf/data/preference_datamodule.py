@@ -18,8 +18,8 @@ from rlhf.data.pairs import build_pairs
 from rlhf.data.reward_data import RewardDataModule
 from rlhf.data.source_spec import load_source
 from rlhf.data.templates import get_template, tokenize_prompt_group, tokenize_prompt_response
-from rlhf.errors import ConfigError, DataError
-from rlhf.models import load_backbone_tokenizer
+from rlhf.core.errors import ConfigError, DataError
+from rlhf.core.models import load_backbone_tokenizer
 
 
 def check_group(record: dict, index: int) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
 
-from rlhf.errors import DataError
+from rlhf.core.errors import DataError
 
 PROBE_ORDER = ("best", "weak", "off_topic", "nonsense")
 DEFAULT_PROBE_SET = Path(__file__).with_name("probe_set.jsonl")

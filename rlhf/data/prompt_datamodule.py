@@ -16,9 +16,9 @@ from rlhf.data.collate import CausalLMCollator
 from rlhf.data.resumable_loader import ResumableLoader, permutation, rank_and_world
 from rlhf.data.source_spec import load_source
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
-from rlhf.errors import DataError
-from rlhf.models import load_backbone_tokenizer
-from rlhf.rollout import encode_prompt
+from rlhf.core.errors import DataError
+from rlhf.core.models import load_backbone_tokenizer
+from rlhf.rl.rollout import encode_prompt
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ become examples and batches."""
 from __future__ import annotations
 
 from rlhf.data.split_datamodule import SplitDataModule
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 
 class RewardDataModule(SplitDataModule):

@@ -11,8 +11,8 @@ from rlhf.data.mixture import mix_sources, split_train_val
 from rlhf.data.source_spec import load_source
 from rlhf.data.split_datamodule import SplitDataModule
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
-from rlhf.errors import ConfigError, DataError
-from rlhf.models import load_backbone_tokenizer
+from rlhf.core.errors import ConfigError, DataError
+from rlhf.core.models import load_backbone_tokenizer
 
 log = logging.getLogger(__name__)
 INVALID_ACTIONS = ("skip", "error")

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from rlhf.data.sources import load_records
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 RESERVED = {"path", "adapter", "weight", "limit", "split", "builtin", "n"}
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rlhf.data.jsonl import iter_source
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 

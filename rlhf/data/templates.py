@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 IGNORE_INDEX = -100
 ICE_GRT_PREAMBLE = (

@@ -16,7 +16,7 @@ import argparse
 import json
 import sys
 
-from rlhf.errors import RLHFError
+from rlhf.core.errors import RLHFError
 
 
 def _generate(args) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 from rlhf.evaluate.stats import FLIP
 
 REFERENCE_TIES = ("exclude", "count")

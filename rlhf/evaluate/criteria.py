@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from rlhf.errors import DataError
+from rlhf.core.errors import DataError
 
 ICE_GRT_WEIGHTS: dict[str, int] = {
     "clarity": 6, "accuracy": 6, "completeness": 6,

@@ -19,7 +19,7 @@ import torch
 
 from rlhf.data.jsonl import write_jsonl_atomic
 from rlhf.data.templates import get_template
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 DEFAULT_TINY_TOKENIZER = "embedded:smollm2-135m"
 
@@ -136,7 +136,7 @@ def generate_responses(model, tokenizer, records: Sequence[dict], decoding: Deco
 def load_model_for_generation(source: str, tokenizer_source: str | None = None, dtype: str = "float32",
                               device: str = "cpu", tiny: dict | None = None):
     """(model, tokenizer) from an HF folder, hub id, `embedded:<name>` or `tiny` (random init)."""
-    from rlhf.models import load_causal_lm, load_tokenizer
+    from rlhf.core.models import load_causal_lm, load_tokenizer
 
     tokenizer_source = tokenizer_source or (DEFAULT_TINY_TOKENIZER if source == "tiny" else source)
     tokenizer = load_tokenizer(tokenizer_source)

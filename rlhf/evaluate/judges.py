@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 JUDGE_KINDS = ("llm", "reward_model", "simulated")
 
@@ -100,7 +100,7 @@ def build_judge(kind: str, *, base_url: str | None = None, judge_model: str | No
     if kind == "reward_model":
         if not reward_model:
             raise ConfigError("evaluate.reward_model", "the reward-model judge needs the saved RM folder path")
-        from rlhf.reward_model import load_reward_model
+        from rlhf.reward_model.scoring import load_reward_model
 
         scorer = load_reward_model(reward_model, output=reward_output, device=device)
         return RewardModelJudge(scorer, tie_margin, name=f"reward_model:{reward_model}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
 from rlhf.evaluate.stats import WINNERS
 

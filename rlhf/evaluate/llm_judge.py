@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rlhf.errors import ConfigError, RLHFError
+from rlhf.core.errors import ConfigError, RLHFError
 from rlhf.data.jsonl import iter_jsonl
 from rlhf.evaluate.prompt_sets import prompt_text
 

@@ -12,7 +12,7 @@ import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 
-from rlhf.errors import ConfigError, RLHFError
+from rlhf.core.errors import ConfigError, RLHFError
 
 INSTALL_HINT = 'pip install "lm_eval[hf]"  (lm-evaluation-harness, with its Hugging Face backend)'
 

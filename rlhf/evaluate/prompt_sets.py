@@ -11,7 +11,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 from rlhf.evaluate.gsm8k import gold_answer
 from rlhf.data.jsonl import iter_jsonl
 

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from rlhf.errors import DataError
+from rlhf.core.errors import DataError
 from rlhf.data.jsonl import iter_jsonl
 
 

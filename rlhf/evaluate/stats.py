@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 WINNERS = ("a", "b", "tie")
 TIE_POLICIES = ("half", "exclude")

@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from rlhf.annotators import Annotator, build_annotator
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "annotator"
 PROMPT = [{"role": "user", "content": "Name a fruit."}]
@@ -57,7 +57,7 @@ def test_llm_judge_config():
 
 
 def test_reward_model_config(monkeypatch):
-    # A stand-in rlhf.reward_model module: the real one loads transformers, which this test does not need.
+    # A stand-in rlhf.reward_model.scoring module: the real one loads transformers, which this test does not need.
     import sys
     import types
 
@@ -73,7 +73,7 @@ def test_reward_model_config(monkeypatch):
         seen.update(path=path, output=output, device=device, batch_size=batch_size)
         return FakeScorer()
 
-    monkeypatch.setitem(sys.modules, "rlhf.reward_model", types.SimpleNamespace(load_reward_model=fake_load))
+    monkeypatch.setitem(sys.modules, "rlhf.reward_model.scoring", types.SimpleNamespace(load_reward_model=fake_load))
     annotator = build_annotator(load("reward_model", path="/models/rm"))
     assert seen == {"path": "/models/rm", "output": "logit", "device": "cpu", "batch_size": 16}
     assert annotator.rank(PROMPT, ["a", "abc"]) == [1, 0]

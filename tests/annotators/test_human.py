@@ -10,7 +10,7 @@ from rlhf.annotators.human import (
     import_rankings,
     read_labelling_file,
 )
-from rlhf.errors import DataError
+from rlhf.core.errors import DataError
 
 P1 = [{"role": "user", "content": "Name a fruit."}]
 P2 = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a colour."}]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rlhf.annotators.llm_judge import LLMJudgeAnnotator, round_robin_wins
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from openai_stub import OpenAIStubServer  # noqa: E402

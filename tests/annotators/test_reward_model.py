@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from rlhf.annotators.reward_model import RewardModelAnnotator, sigmoid
-from rlhf.errors import ConfigError, DataError
+from rlhf.annotators.rm_annotator import RewardModelAnnotator, sigmoid
+from rlhf.core.errors import ConfigError, DataError
 
 PROMPT = [{"role": "user", "content": "Say something nice."}]
 

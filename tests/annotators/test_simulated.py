@@ -11,7 +11,7 @@ from rlhf.annotators.simulated import (
     plackett_luce_ranks,
     weighted_gold_score,
 )
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 
 class TopicEncoder:
@@ -160,7 +160,7 @@ def test_bad_config_names_the_key(kwargs, key):
 
 
 def test_prompt_must_end_with_user_turn():
-    from rlhf.errors import DataError
+    from rlhf.core.errors import DataError
 
     with pytest.raises(DataError, match="end with a user turn"):
         annotator().rank([{"role": "assistant", "content": "hi"}], [GOOD])

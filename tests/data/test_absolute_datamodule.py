@@ -5,7 +5,7 @@ import torch
 
 from rlhf.data.absolute_datamodule import AbsoluteDataModule
 from rlhf.data.paraphrase import ParaphraseAugmenter
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 TINY = {"source": "tiny", "tokenizer": "embedded:smollm2-135m"}
 

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from rlhf.data.absolute_labels import WEIGHT_PRESETS, aggregate_labels, likert_to_unit, quality_bucket
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 LABELS = {"violence": 0.0, "creativity": 0.5, "helpfulness": 1.0, "humor": 0.25, "toxicity": 0.0, "quality": 0.75}
 

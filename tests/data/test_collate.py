@@ -7,7 +7,7 @@ import torch
 
 from rlhf.data.collate import CausalLMCollator, length_mask, pad_sequences
 from rlhf.data.templates import get_template, tokenize_conversation
-from rlhf.models import load_tokenizer
+from rlhf.core.models import load_tokenizer
 
 
 def test_pad_sequences_both_sides():

@@ -5,7 +5,7 @@ import pytest
 from rlhf.annotators.criteria import ends_properly, words
 from rlhf.data import demo_task
 from rlhf.data.demo_task import SPLITS, demo_prompts, demo_sft_records
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 
 def prompt_text(record: dict) -> str:

@@ -10,7 +10,7 @@ from rlhf.data.imbalance import (
     parse_variant,
     stratified_undersample_mid,
 )
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 
 def thesis_train_set():

@@ -9,7 +9,7 @@ import pytest
 
 from rlhf.data.mixture import mix_sources, split_train_val
 from rlhf.data.source_spec import load_source
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 
 def _records(tag: str, n: int) -> list[dict]:

@@ -13,7 +13,7 @@ from rlhf.data.pairs import (
     ranked_group_to_pair_index,
     top2_bottom2_pairs,
 )
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 
 def test_all_pairs_of_three_are_every_better_worse_pair():

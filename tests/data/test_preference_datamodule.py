@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlhf.data.preference_datamodule import PreferenceCollator, PreferenceDataModule, group_pairs
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 TINY = {"source": "tiny", "tokenizer": "embedded:smollm2-135m"}
 USER = [{"role": "user", "content": "Rank these."}]

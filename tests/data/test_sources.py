@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rlhf.data.sources import load_records
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 
 
 def _write(path: Path, records: list, raw_lines: dict[int, str] | None = None) -> Path:

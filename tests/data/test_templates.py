@@ -15,8 +15,8 @@ from rlhf.data.templates import (
     tokenize_prompt_response,
     truncate_prompt_response,
 )
-from rlhf.errors import ConfigError, DataError
-from rlhf.models import load_tokenizer
+from rlhf.core.errors import ConfigError, DataError
+from rlhf.core.models import load_tokenizer
 
 X = -100  # ignored label
 

@@ -1,6 +1,6 @@
 import pytest
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 from rlhf.evaluate.agreement import agreement_rate, judgment_agreement, ranking_pair_agreement
 
 

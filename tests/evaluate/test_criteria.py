@@ -1,6 +1,6 @@
 import pytest
 
-from rlhf.errors import DataError
+from rlhf.core.errors import DataError
 from rlhf.evaluate.criteria import ICE_GRT_WEIGHTS, criterion_score, overall_score, score_annotations
 
 CRITERIA = ["clarity", "accuracy", "completeness", "safety", "courtesy", "comfortableness", "conciseness", "context"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlhf.data.templates import get_template
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 from rlhf.evaluate import generation
 from rlhf.evaluate.__main__ import main
 from rlhf.evaluate.generation import (DecodingSettings, decode_response, encode_prompt, generate_responses, left_pad,

@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 from rlhf.evaluate.judges import RewardModelJudge, SimulatedJudge, build_judge, preference_from_scores
 from rlhf.evaluate.judgments import judge_files, judge_generations, load_judgments, pair_generations
 

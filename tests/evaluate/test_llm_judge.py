@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 from rlhf.evaluate.llm_judge import DEFAULT_JUDGE_PROMPT, JudgeRequestError, LLMJudge, parse_verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

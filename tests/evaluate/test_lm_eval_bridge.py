@@ -1,6 +1,6 @@
 import pytest
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 from rlhf.evaluate import lm_eval_bridge
 from rlhf.evaluate.lm_eval_bridge import ICE_GRT_BENCHMARKS, LMEvalUnavailable, run_benchmarks, select_benchmarks
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rlhf.errors import DataError
+from rlhf.core.errors import DataError
 from rlhf.evaluate.__main__ import main
 
 REPO = Path(__file__).resolve().parents[2]

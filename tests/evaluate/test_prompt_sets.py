@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from rlhf.errors import ConfigError, DataError
+from rlhf.core.errors import ConfigError, DataError
 from rlhf.evaluate.prompt_sets import (load_jsonl_prompts, load_mt_bench, load_prompt_set, load_user_oriented,
                                        prompt_text)
 

@@ -1,6 +1,6 @@
 import pytest
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 from rlhf.evaluate.stats import (average_win_rate, bootstrap_ci, normal_ci, outcome_scores, standard_error,
                                  summarize_judgments, summarize_outcomes, win_rate)
 

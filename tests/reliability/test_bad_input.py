@@ -12,7 +12,7 @@ from rlhf.data.absolute_datamodule import AbsoluteDataModule, load_absolute_reco
 from rlhf.data.preference_datamodule import PreferenceDataModule
 from rlhf.data.prompt_datamodule import PromptDataModule
 from rlhf.data.sft_datamodule import SFTDataModule
-from rlhf.errors import DataError
+from rlhf.core.errors import DataError
 
 MODEL = {"source": "tiny", "tokenizer": "embedded:smollm2-135m"}
 LONG = " ".join(["word"] * 400)

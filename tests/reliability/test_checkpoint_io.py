@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from dummy import TinyRegression, quiet_trainer, regression_loader  # noqa: E402
 
 from callbacks.checkpoint_compat import CheckpointCompatibility
-from rlhf.checkpoint_io import AtomicCheckpointIO, CheckpointError, state_dict_mismatch
+from rlhf.core.checkpoint_io import AtomicCheckpointIO, CheckpointError, state_dict_mismatch
 
 
 def lightning_dict(value: float) -> dict:
@@ -102,7 +102,7 @@ def test_resume_into_a_different_module_is_a_clear_error(tmp_path):
 
 
 def fsdp2_strategy(module=None):
-    from rlhf.fsdp2_strategy import CheckedModelParallelStrategy
+    from rlhf.core.fsdp2_strategy import CheckedModelParallelStrategy
 
     strategy = CheckedModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1,
                                             save_distributed_checkpoint=False)
@@ -139,7 +139,7 @@ def test_fsdp2_config_saves_through_the_atomic_plugin():
     """strategy=fsdp2 with the trainer's plugins: saving goes Strategy.save_checkpoint -> checkpoint_io."""
     import lightning as L
 
-    from rlhf.fsdp2_strategy import CheckedModelParallelStrategy
+    from rlhf.core.fsdp2_strategy import CheckedModelParallelStrategy
 
     strategy = CheckedModelParallelStrategy(data_parallel_size=2, tensor_parallel_size=1,
                                             save_distributed_checkpoint=False)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from hydra import compose, initialize_config_dir
 
-from rlhf.config_validation import validate_config
-from rlhf.errors import ConfigError
+from rlhf.config.validation import validate_config
+from rlhf.core.errors import ConfigError
 import sys
 from pathlib import Path
 

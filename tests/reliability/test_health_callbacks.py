@@ -15,7 +15,7 @@ from dummy import TinyRegression, quiet_trainer, regression_loader  # noqa: E402
 from callbacks.kl_ceiling import KLCeiling
 from callbacks.nonfinite_guard import NonFiniteGuard
 from callbacks.reward_collapse import RewardCollapseWarning, window_std
-from callbacks.training_fault import TrainingFault
+from rlhf.core.errors import TrainingFault
 
 
 class PoisonedRegression(TinyRegression):

@@ -16,7 +16,7 @@ from test_signal_checkpoint import SendSignal  # noqa: E402
 from callbacks.loader_position import LoaderPositionRestore
 from callbacks.rng_state import RNGStateCheckpoint
 from callbacks.signal_checkpoint import SignalCheckpoint
-from rlhf.checkpoint_io import AtomicCheckpointIO
+from rlhf.core.checkpoint_io import AtomicCheckpointIO
 from rlhf.data.resumable_loader import ResumableLoader
 
 

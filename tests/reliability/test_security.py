@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from tests_conf import REPO  # noqa: E402
 
-from rlhf.models import load_causal_lm
+from rlhf.core.models import load_causal_lm
 
 PACKAGES = ("rlhf", "callbacks")
 MODEL_CLASSES = ("AutoModel", "AutoModelForCausalLM", "AutoModelForSequenceClassification", "PeftModel")

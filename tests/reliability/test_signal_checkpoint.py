@@ -16,7 +16,7 @@ from dummy import TinyRegression, quiet_trainer, regression_loader  # noqa: E402
 
 from callbacks.rng_state import RNGStateCheckpoint
 from callbacks.signal_checkpoint import SignalCheckpoint
-from rlhf.checkpoint_io import AtomicCheckpointIO
+from rlhf.core.checkpoint_io import AtomicCheckpointIO
 
 
 class SendSignal(L.Callback):

@@ -8,12 +8,12 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
-from rlhf.export import export_hf
-from rlhf.lora import apply_lora
-from rlhf.losses import masked_lm_loss
-from rlhf.models import load_backbone, load_backbone_tokenizer
-from rlhf.optim import build_optimizer, build_scheduler
-from rlhf.sharding import shard_model
+from rlhf.core.export import export_hf
+from rlhf.core.lora import apply_lora
+from rlhf.core.token_losses import masked_lm_loss
+from rlhf.core.models import load_backbone, load_backbone_tokenizer
+from rlhf.core.optim import build_optimizer, build_scheduler
+from rlhf.core.sharding import shard_model
 
 
 class SFTModule(L.LightningModule):

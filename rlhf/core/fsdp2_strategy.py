@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lightning.pytorch.strategies import ModelParallelStrategy
 
-from rlhf.checkpoint_io import AtomicCheckpointIO
+from rlhf.core.checkpoint_io import AtomicCheckpointIO
 
 
 class CheckedModelParallelStrategy(ModelParallelStrategy):

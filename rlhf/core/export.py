@@ -15,7 +15,7 @@ from pathlib import Path
 
 from peft import PeftModel
 
-from rlhf.sharding import full_state_dict
+from rlhf.core.sharding import full_state_dict
 
 
 def _atomic_dir(target: Path):

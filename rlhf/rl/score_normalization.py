@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 
 class RunningMeanStd:

@@ -181,5 +181,5 @@ def load_backbone(spec: dict, tokenizer=None):
 
 
 if __name__ == "__main__":
-    # `python -m rlhf.models`: convert the embedded default once (the install step calls this).
+    # `python -m rlhf.core.models`: convert the embedded default once (the install step calls this).
     print(embedded_model_path())

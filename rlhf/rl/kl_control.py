@@ -6,7 +6,7 @@ adaptive controller. State is plain floats so a resumed run continues with the s
 
 from __future__ import annotations
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 CONTROLLER_KINDS = ("fixed", "adaptive")
 DEFAULT_TARGET = 6.0  # [ext] TRL default; no seed gives a target (METHODS.md §4.4)

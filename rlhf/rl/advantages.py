@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 KL_ESTIMATORS = ("k1", "k3", "abs", "mse")
 
@@ -153,31 +153,3 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.
     if float(var_returns) == 0.0:
         return torch.tensor(float("nan"), dtype=returns.dtype, device=returns.device)
     return 1.0 - var_residual / var_returns
-
-
-def combined_reward_score(pref: torch.Tensor, abs_: torch.Tensor, w: float) -> torch.Tensor:
-    """CRS = w · s_pref + (1 − w) · s_abs, w ∈ [0, 1] (002_e26accabd985358d.txt §5.4; METHODS.md §4.3
-    step 2). Raw scores are mixed as in the seed; w = 1 is preference-only, w = 0 absolute-only."""
-    if not 0.0 <= w <= 1.0:
-        raise ConfigError("reward.crs_weight", f"must lie in [0, 1] (thesis final choice 0.25); got {w}")
-    if pref.shape != abs_.shape:
-        raise ValueError(
-            f"preference and absolute scores must have the same shape; got {tuple(pref.shape)} "
-            f"and {tuple(abs_.shape)}"
-        )
-    return w * pref + (1.0 - w) * abs_
-
-
-def logit_from_probability(p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    """z = log(p / (1 − p)), with p clamped to [ε, 1 − ε] so 0 and 1 stay finite.
-
-    The absolute RM is trained through a sigmoid but rewards PPO with its logit, which kept
-    response length stable (002_e26accabd985358d.txt §5.4; METHODS.md §3.9).
-    """
-    if bool(((p < 0) | (p > 1)).any()):
-        raise ValueError(
-            f"probabilities must lie in [0, 1]; got values in [{float(p.min())}, {float(p.max())}] "
-            "(was a logit passed where a probability was expected?)"
-        )
-    clamped = p.clamp(eps, 1.0 - eps)
-    return torch.log(clamped) - torch.log1p(-clamped)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rlhf.annotators.base import check_prompt, ranks_from_scores
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 OUTPUT_MODES = ("logit", "prob")
 
@@ -22,7 +22,7 @@ class RewardModelAnnotator:
     """Ranks by RM score (higher = better, equal scores tie).
 
     score: an object with `.score(prompts, responses)` (the reward protocol of CONTRACTS.md, e.g.
-    rlhf.reward_model.RewardScorer) or such a callable; tensors and lists both work.
+    rlhf.reward_model.scoring.RewardScorer) or such a callable; tensors and lists both work.
     output_mode: "logit" (quality label = σ(score)) or "prob" (score already in [0, 1]), the two RM
     output modes of METHODS.md §3.9; by default the scorer's own `.output`, else "logit".
     """
@@ -41,7 +41,7 @@ class RewardModelAnnotator:
     @classmethod
     def from_path(cls, path: str | Path, output: str = "logit", batch_size: int = 16, device: str = "cpu"):
         """An exported RM folder (configs/annotator/reward_model.yaml)."""
-        from rlhf.reward_model import load_reward_model
+        from rlhf.reward_model.scoring import load_reward_model
 
         scorer = load_reward_model(path, output=output, device=device, batch_size=batch_size)
         return cls(scorer, name=f"reward_model:{Path(path).name}", output_mode=output)

@@ -17,8 +17,8 @@ from peft import PeftModel
 from rlhf.data.collate import length_mask, pad_sequences
 from rlhf.data.packing import packed_attention_mask
 from rlhf.data.templates import get_template, tokenize_prompt_response
-from rlhf.errors import ConfigError, DataError
-from rlhf.models import load_tokenizer
+from rlhf.core.errors import ConfigError, DataError
+from rlhf.core.models import load_tokenizer
 
 STATS_FILE = "reward_stats.json"
 OUTPUTS = ("logit", "prob")

@@ -2,7 +2,7 @@
 
 METHODS §3: the backbone (an SFT folder, the embedded SmolLM2 or the tiny test model) gets a
 linear head with one output (002_e26accabd985358d.txt §5.3); the score is read at the last real
-token (rlhf.reward_model.sequence_scores). A K-way ranking costs one forward per response and is
+token (rlhf.reward_model.scoring.sequence_scores). A K-way ranking costs one forward per response and is
 expanded to its pairs inside the loss (METHODS §3.3-3.4).
 """
 
@@ -19,25 +19,18 @@ import torch
 from lightning.pytorch.utilities import move_data_to_device
 from torchmetrics import MeanMetric
 
-from rlhf.errors import ConfigError
-from rlhf.export import export_hf
-from rlhf.lora import apply_lora
-from rlhf.losses import (
-    gather_pairs,
-    logistic_soft_bce_loss,
-    margin_ranking_loss,
-    mse_range_penalty_loss,
-    pairwise_logistic_loss,
-    sigmoid_mse_loss,
-)
-from rlhf.models import build_tiny_llama, load_backbone_tokenizer, resolve_source, torch_dtype
-from rlhf.optim import build_optimizer, build_scheduler
-from rlhf.reward_metrics import BucketedRegressionError, PairwiseAccuracy, RewardMoments
-from rlhf.reward_model import STATS_FILE, batch_scores, sequence_scores
-from rlhf.sharding import shard_model
+from rlhf.core.errors import ConfigError
+from rlhf.core.export import export_hf
+from rlhf.core.lora import apply_lora
+from rlhf.reward_model.losses import gather_pairs, logistic_soft_bce_loss, margin_ranking_loss, mse_range_penalty_loss, pairwise_logistic_loss, sigmoid_mse_loss
+from rlhf.core.models import build_tiny_llama, load_backbone_tokenizer, resolve_source, torch_dtype
+from rlhf.core.optim import build_optimizer, build_scheduler
+from rlhf.reward_model.metrics import BucketedRegressionError, PairwiseAccuracy, RewardMoments
+from rlhf.reward_model.scoring import STATS_FILE, batch_scores, sequence_scores
+from rlhf.core.sharding import shard_model
 
 KINDS = ("preference", "absolute")
-# loss name -> the keys it accepts besides `name` (mirrors rlhf.losses)
+# loss name -> the keys it accepts besides `name` (mirrors rlhf.rl.losses)
 PREFERENCE_LOSSES = {"pairwise_logistic": {"margin", "center_coef", "group_mean"},
                      "margin_ranking": {"margin", "group_mean"}}
 ABSOLUTE_LOSSES = {"logistic": set(), "sig+mse": set(), "mse": {"penalty_coef"}}

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from rlhf.data.collate import length_mask, pad_sequences
-from rlhf.errors import ConfigError
-from rlhf.losses import entropy_from_logits, logprobs_from_logits
+from rlhf.core.errors import ConfigError
+from rlhf.core.token_losses import entropy_from_logits, logprobs_from_logits
 
 _GOLDEN = 0x9E3779B97F4A7C15 - 2**64
 _MIX1 = 0xBF58476D1CE4E5B9 - 2**64

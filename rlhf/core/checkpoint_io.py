@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 
-from rlhf.errors import RLHFError
+from rlhf.core.errors import RLHFError
 
 REQUIRED_KEYS = ("state_dict", "pytorch-lightning_version")
 SHOWN = 5

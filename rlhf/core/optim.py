@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from transformers import get_cosine_schedule_with_warmup, get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 SCHEDULES = {
     "cosine": get_cosine_schedule_with_warmup,

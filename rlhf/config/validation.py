@@ -21,7 +21,7 @@ from types import NoneType, UnionType
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rlhf.errors import ConfigError
+from rlhf.core.errors import ConfigError
 
 HYDRA_KEYS = {"_target_", "_convert_", "_recursive_", "_partial_", "_args_"}
 TRAIN_YAML = Path(__file__).resolve().parents[1] / "configs" / "train.yaml"

@@ -26,3 +26,7 @@ class ConfigError(RLHFError, ValueError):
     def __init__(self, key: str, message: str):
         super().__init__(f"config key '{key}': {message}")
         self.key = key
+
+
+class TrainingFault(RLHFError, RuntimeError):
+    """Training stopped on purpose: the message names the step, the value seen and the likely causes."""

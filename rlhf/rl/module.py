@@ -23,21 +23,22 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy
 from torch import nn
 
-from callbacks.nonfinite_guard import grads_are_finite
-from callbacks.training_fault import TrainingFault
-from rlhf.advantages import explained_variance, gae_advantages, kl_penalized_rewards, sequence_kl, whiten
-from rlhf.errors import ConfigError
-from rlhf.experience import Experience, length_sorted_micro_batches
-from rlhf.export import export_hf, save_pretrained_atomic
-from rlhf.kl_control import build_kl_controller
-from rlhf.lora import apply_lora
-from rlhf.losses import clipped_policy_loss, clipped_value_loss, entropy_from_logits, kl_penalty_loss, masked_lm_loss, masked_mean
-from rlhf.models import load_backbone, load_backbone_tokenizer
-from rlhf.optim import build_optimizer, build_scheduler
-from rlhf.reward_normalization import RunningMeanStd, clip_scores
-from rlhf.rewards import build_reward
-from rlhf.rollout import forward_response, generate, left_pad, position_ids, sample_seeds
-from rlhf.sharding import shard_model
+from rlhf.core.errors import TrainingFault
+from rlhf.rl.advantages import explained_variance, gae_advantages, kl_penalized_rewards, sequence_kl, whiten
+from rlhf.core.errors import ConfigError
+from rlhf.core.gradients import grads_are_finite
+from rlhf.rl.experience import Experience, length_sorted_micro_batches
+from rlhf.core.export import export_hf, save_pretrained_atomic
+from rlhf.rl.kl_control import build_kl_controller
+from rlhf.core.lora import apply_lora
+from rlhf.core.token_losses import entropy_from_logits, masked_lm_loss, masked_mean
+from rlhf.rl.losses import clipped_policy_loss, clipped_value_loss, kl_penalty_loss
+from rlhf.core.models import load_backbone, load_backbone_tokenizer
+from rlhf.core.optim import build_optimizer, build_scheduler
+from rlhf.rl.score_normalization import RunningMeanStd, clip_scores
+from rlhf.rewards.build import build_reward
+from rlhf.rl.rollout import forward_response, generate, left_pad, position_ids, sample_seeds
+from rlhf.core.sharding import shard_model
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ def _critic_from_spec(cfg: dict, actor_base: nn.Module, seed: int) -> ValueModel
     path = cfg.get("path")
     new_head = True
     if path:
-        from rlhf.reward_model import resolve_model_dir
+        from rlhf.reward_model.scoring import resolve_model_dir
 
         folder = resolve_model_dir(path)
         config = AutoConfig.from_pretrained(folder)
