@@ -52,10 +52,12 @@ def step_metrics(stage_dir: Path) -> list[dict[str, float]]:
     return rows
 
 
-def fingerprint(work: Path, steps: int) -> dict:
-    base = work / "base"
-    pipeline(base, ["stages=[sft,sample,annotate,reward]", f"sft.overrides.trainer.max_steps={steps}",
-                    "sample.prompts.n=8", f"+reward.overrides.trainer.max_steps={steps}"])
+def fingerprint(work: Path, steps: int, base: Path | None = None) -> dict:
+    """base: SFT/RM artifacts of an earlier fingerprint to start PPO from (then only PPO runs here)."""
+    if base is None:
+        base = work / "base"
+        pipeline(base, ["stages=[sft,sample,annotate,reward]", f"sft.overrides.trainer.max_steps={steps}",
+                        "sample.prompts.n=8", f"+reward.overrides.trainer.max_steps={steps}"])
     out = {"sft": folder_hashes(base / "sft" / "model"), "reward": folder_hashes(base / "reward" / "model"), "ppo": {}}
     for name, overrides in VARIANTS.items():
         run_dir = work / name
@@ -89,9 +91,10 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=None, help="run dirs (default: next to --out)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--compare", type=Path, default=None, help="an earlier fingerprint to compare with")
+    parser.add_argument("--base", type=Path, default=None, help="reuse the SFT/RM stages of an earlier run dir")
     args = parser.parse_args()
     work = args.work or args.out.with_suffix("")
-    result = fingerprint(work.resolve(), args.steps)
+    result = fingerprint(work.resolve(), args.steps, args.base.resolve() if args.base else None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     report = {"out": str(args.out), "ppo_steps": args.steps}

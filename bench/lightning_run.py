@@ -10,6 +10,8 @@ import tempfile
 
 import lightning as L
 from hydra import compose, initialize_config_dir
+
+import rlhf.config.store  # noqa: F401  (the config schemas Hydra composes onto)
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
@@ -33,8 +35,8 @@ def fit_stage(overrides: list[str], seed: int = 0, callbacks: list | None = None
     output_dir = tempfile.mkdtemp(prefix="rlhf-bench-")
     cfg = compose_train_config(overrides, output_dir)
     L.seed_everything(seed, workers=True, verbose=False)
-    datamodule = instantiate(cfg.data)
     module = instantiate(cfg.stage.module)
+    datamodule = instantiate(cfg.data, tokenizer=module.tokenizer)
     timer = LightningStepTimer()
     trainer_cfg = OmegaConf.merge(cfg.trainer, cfg.stage.get("trainer") or {})
     trainer = instantiate(trainer_cfg, callbacks=[timer, *(callbacks or [])], logger=False)

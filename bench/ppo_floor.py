@@ -1,4 +1,4 @@
-"""The floor of one PPO step (issue 9 item 1): the least any PPO implementation can spend.
+"""The floor of one PPO step: the least any PPO implementation can spend.
 
 floor = plain HF `generate` of the rollout (KV cache, sampling, stop at EOS)
       + one LoRA forward/backward and optimizer step per PPO minibatch × epochs.
@@ -26,7 +26,8 @@ def measure_floor(args) -> dict:
 
     from rlhf.core.lora import apply_lora
     from rlhf.core.models import load_backbone, load_backbone_tokenizer
-    from rlhf.rl.rollout import left_pad, position_ids
+    from rlhf.data.prompt_encoding import left_pad
+    from rlhf.rl.rollout import position_ids
 
     torch.manual_seed(0)
     device = "cuda" if args.gpu else "cpu"

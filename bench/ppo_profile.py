@@ -1,8 +1,8 @@
-"""Where one PPO step of our PPOModule spends its time (issue 9: profile before optimising).
+"""Where one PPO step of our PPOModule spends its time (profile before optimising).
 
 Runs the PPO benchmark settings (bench/ppo_settings.py) through a Lightning fit, profiles one step
 after `--warmup` untimed steps with cProfile, and attributes its wall time to the phases of
-rlhf/ppo.py by cumulative time, splitting the shared helpers by caller:
+the RL stage (rlhf/rl/) by cumulative time, splitting the shared helpers by caller:
 generate / scoring / old-policy log-probs / reference log-probs / critic values / GAE and stats /
 minibatch forwards / backward / optimizer steps. `python_self_s` is the self time of all
 Python-level functions (interpreter overhead, module dispatch, HF modeling glue); `native_s` is the
@@ -28,21 +28,21 @@ QUICK = ["--model", "tiny", "--batch", "4", "--new-tokens", "8", "--threads", "1
 
 # phase -> (file suffix, function, caller function or None for all callers)
 PHASES = {
-    "step_total": ("rlhf/ppo.py", "training_step", None),
-    "rollout_generate": ("rlhf/rollout.py", "generate", None),
-    "decode_responses": ("rlhf/ppo.py", "_response_texts", None),
-    "reward_score": ("rlhf/rewards.py", "score", None),
-    "experience_total": ("rlhf/ppo.py", "_experience", None),
-    "old_logprobs_forward": ("rlhf/rollout.py", "forward_response", "_experience"),
-    "reference_forward": ("rlhf/rollout.py", "forward_response", "_reference_logprobs"),
-    "critic_values_rollout": ("rlhf/ppo.py", "_values", "_experience"),
-    "gae": ("rlhf/advantages.py", "gae_advantages", None),
-    "updates_total": ("rlhf/ppo.py", "_updates", None),
-    "minibatch_loss_forward": ("rlhf/ppo.py", "_minibatch_losses", None),
-    "actor_forward_train": ("rlhf/rollout.py", "forward_response", "_minibatch_losses"),
-    "critic_forward_train": ("rlhf/ppo.py", "_values", "_minibatch_losses"),
+    "step_total": ("rlhf/rl/module.py", "training_step", None),
+    "rollout_generate": ("rlhf/rl/rollout.py", "generate", None),
+    "decode_responses": ("rlhf/rl/rollout_step.py", "response_texts", None),
+    "reward_score": ("rlhf/rewards/word_count.py", "score", None),
+    "experience_total": ("rlhf/rl/experience_builder.py", "build_experience", None),
+    "old_logprobs_forward": ("rlhf/rl/policy.py", "logprobs", "build_experience"),
+    "reference_forward": ("rlhf/rl/rollout.py", "forward_response", "reference_logprobs"),
+    "critic_values_rollout": ("rlhf/rl/policy.py", "values", "build_experience"),
+    "gae": ("rlhf/rl/advantages.py", "gae_advantages", None),
+    "updates_total": ("rlhf/rl/update.py", "run", None),
+    "minibatch_loss_forward": ("rlhf/rl/update.py", "_losses", None),
+    "actor_forward_train": ("rlhf/rl/policy.py", "logprobs", "_losses"),
+    "critic_forward_train": ("rlhf/rl/policy.py", "values", "_losses"),
     "backward": ("lightning/pytorch/core/module.py", "manual_backward", None),
-    "optimizer_steps_and_clip": ("rlhf/ppo.py", "_step", None),
+    "optimizer_steps_and_clip": ("rlhf/rl/update.py", "_step", None),
 }
 
 
@@ -101,7 +101,7 @@ def profile_worker(args) -> dict:
     overrides = model_overrides(args) + [
         "stage=ppo", "peft=lora", "data=prompts_demo", f"data.batch_size={args.batch}",
         f"data.sources.0.n={prompts_needed(args.batch, steps)}", f"stage.module.rollout.max_new_tokens={args.new_tokens}",
-        f"stage.module.ppo.epochs={args.epochs}", f"stage.module.critic.kind={args.critic}",
+        f"stage.module.update.epochs={args.epochs}", f"stage.module.critic.kind={args.critic}",
         "stage.module.log_samples_every_n_steps=0", f"trainer.max_steps={steps}"] + (GPU if args.gpu else [])
     probe = ProfileOneStep(args.warmup)
     _, _, durations = fit_stage(overrides, callbacks=[probe])

@@ -1,4 +1,4 @@
-"""The PPO benchmark settings of issue 9, shared by the floor, our PPOModule and TRL's PPOTrainer.
+"""The PPO benchmark settings, shared by the floor, our PPOModule and TRL's PPOTrainer.
 
 Defaults: SmolLM2-135M fp32, 16 prompts per step, 32 new tokens, 4 PPO epochs over one minibatch
 of 16, LoRA r 16 / alpha 32 / dropout 0.05 on all linear layers, temperature 1, stop at EOS. The
@@ -62,7 +62,7 @@ def prompt_token_ids(tokenizer, n: int, seed: int = 0) -> list[list[int]]:
     """The first n demo RL prompts as chatml token ids ending in the assistant prefix."""
     from rlhf.data.demo_task import demo_prompts
     from rlhf.data.templates import get_template
-    from rlhf.rl.rollout import encode_prompt
+    from rlhf.data.prompt_encoding import encode_prompt
 
     template = get_template("chatml", tokenizer.eos_token)
     return [encode_prompt(tokenizer, template, r["prompt"], None) for r in demo_prompts("rl", n, seed)]

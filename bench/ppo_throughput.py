@@ -1,4 +1,4 @@
-"""PPO step time, samples/s and peak RSS: our PPOModule vs TRL's PPOTrainer vs the floor (issues 5, 9).
+"""PPO step time, samples/s and peak RSS: our PPOModule vs TRL's PPOTrainer vs the floor.
 
 Same settings for every system (bench/ppo_settings.py): SmolLM2-135M fp32 on CPU, 16 prompts,
 32 new tokens, 4 PPO epochs over one minibatch, LoRA r16/a32 on all linear layers, reference =
@@ -73,10 +73,10 @@ def ours_worker(args) -> dict:
     overrides = model_overrides(args) + [
         "stage=ppo", "peft=lora", "data=prompts_demo", f"data.batch_size={args.batch}",
         f"data.sources.0.n={prompts_needed(args.batch, steps)}", f"stage.module.rollout.max_new_tokens={args.new_tokens}",
-        f"stage.module.ppo.epochs={args.epochs}", f"stage.module.ppo.minibatch_size={args.minibatch or 'null'}",
+        f"stage.module.update.epochs={args.epochs}", f"stage.module.update.minibatch_size={args.minibatch or 'null'}",
         f"stage.module.critic.kind={variant['kind']}", "stage.module.log_samples_every_n_steps=0",
         f"stage.module.rollout.logprobs_from_generation={not variant['recompute']}",
-        f"stage.module.ppo.micro_batch_size={variant['micro_batch_size'] or 'null'}",
+        f"stage.module.update.micro_batch_size={variant['micro_batch_size'] or 'null'}",
         f"trainer.max_steps={steps}"] + (GPU if args.gpu else [])
     recorder = StepMetrics()
     _, _, durations = fit_stage(overrides, callbacks=[recorder])

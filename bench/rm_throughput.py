@@ -70,7 +70,9 @@ def trl_worker(args) -> dict:
     steps = args.warmup + args.steps
     cfg = compose_train_config(model_overrides(args) + data_overrides(args) + ["stage=reward"] + (GPU if args.gpu else []),
                                tempfile.gettempdir())
-    datamodule = instantiate(cfg.data)  # our tokenisation and truncation, so both systems get the same ids
+    from rlhf.core.models import load_backbone_tokenizer
+
+    datamodule = instantiate(cfg.data, tokenizer=load_backbone_tokenizer(model_spec(args)))  # our tokenisation and truncation, so both systems get the same ids
     datamodule.setup("fit")
     chosen, rejected = [], []
     for group in datamodule.train_set:

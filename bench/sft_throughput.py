@@ -1,7 +1,7 @@
 """SFT training throughput on CPU, fp32, through the project's own SFTModule and a Lightning fit.
 
     .venv/bin/python bench/sft_throughput.py                       # tiny model, seconds
-    .venv/bin/python bench/sft_throughput.py --model smollm2-135m  # the issue-3 figure (LoRA r16, all linear)
+    .venv/bin/python bench/sft_throughput.py --model smollm2-135m  # the 135M figure (LoRA r16, all linear)
 
 Prints one JSON object. Sequences are fixed-length random token ids with every position trained,
 so `tokens_per_s = batch * seq_len / median step time` counts exactly the tokens a step processes.
@@ -24,6 +24,8 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
+
+import rlhf.config.store  # noqa: F401  (the config schemas Hydra composes onto)
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 

@@ -2,9 +2,9 @@
 
 A KL that keeps growing means the policy is leaving the region where the reward model is
 trustworthy: the usual causes are a learning rate too high, a KL coefficient (beta) too small,
-or the policy exploiting the reward model (reward hacking, METHODS §4). A negative mean KL
+or the policy exploiting the reward model (reward hacking, docs/methods.md §4). A negative mean KL
 estimate is just as telling of a broken estimator or a mismatched reference, so it can be
-bounded too (issue 8 §2).
+bounded too.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ One bad batch (an fp16 overflow, a degenerate sample) should not poison the weig
 is dropped by setting every gradient to None, which torch optimizers treat as "no gradient" for
 that step. Works for automatic and manual optimization alike, because Lightning calls
 `on_before_backward` from `manual_backward` and `on_before_optimizer_step` from every
-`optimizer.step()`. Many skips in a row mean the run itself has diverged (issue 8 §2).
+`optimizer.step()`. Many skips in a row mean the run itself has diverged.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 A reward model that scores every response alike (collapse, saturation of a sigmoid output,
 normalisation with a std of ~0) makes the run look healthy while learning nothing. The
 callback keeps the last `window` logged values of a metric and warns when their population
-standard deviation, sqrt(mean((x - mean(x))^2)), is below `min_std` (issue 8 §2).
+standard deviation, sqrt(mean((x - mean(x))^2)), is below `min_std`.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Lightning restores weights, optimizer and loop counters but not the RNGs, so after a resume
 dropout masks and the next epoch's shuffle differ from an uninterrupted run. Saving the states
 with the checkpoint and restoring them at load makes a resumed run continue the same random
-stream (issue 8 §1, §5). The states are stored as tensors and plain lists so the checkpoint still
+stream. The states are stored as tensors and plain lists so the checkpoint still
 loads with `torch.load(weights_only=True)`.
 """
 

@@ -4,7 +4,7 @@ Schedulers (SLURM, Kubernetes, spot instances) send SIGTERM some seconds before 
 Lightning's own SIGTERM handling raises out of the loop without a checkpoint; this callback
 instead saves `<dirpath>/last.ckpt` (written through the trainer's CheckpointIO, atomic with
 rlhf.core.checkpoint_io.AtomicCheckpointIO) and sets `trainer.should_stop`, so `fit` returns normally
-and the same command with `ckpt_path=last` resumes (issue 8 §1). A second signal falls back to
+and the same command with `ckpt_path=last` resumes. A second signal falls back to
 the previous handler, so an impatient Ctrl-C still interrupts at once.
 """
 

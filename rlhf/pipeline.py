@@ -1,7 +1,9 @@
-"""The whole RLHF pipeline in one run dir (METHODS §1): SFT -> sample K -> annotate -> RM -> PPO -> evaluate.
+"""The whole RLHF pipeline in one run dir: SFT -> sample K -> annotate -> RM -> PPO -> evaluate.
+
+The stages are the generic flow of docs/methods.md §1.
 
     python -m rlhf.pipeline                          # CPU demo on the built-in task
-    python -m rlhf.pipeline -m experiment=crs ppo.overrides.reward.w=0.25,0.5,0.75
+    python -m rlhf.pipeline -m experiment=crs ppo.overrides.reward_fn.w=0.25,0.5,0.75
     python -m rlhf.pipeline run_dir=runs/pipeline/<time>   # resume: finished stages are skipped
 
 Each training stage is `rlhf.train.run` on `configs/train.yaml` composed with the stage's groups and
@@ -20,9 +22,10 @@ import torch
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
+import rlhf.config.store  # noqa: F401  (registers the config schemas before Hydra composes)
 from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
 from rlhf.data.source_spec import load_source
-from rlhf.core.errors import ConfigError
+from rlhf.core.errors import ConfigError, exit_on_error
 from rlhf.pipeline_report import evaluate_stage, headline_metrics
 from rlhf.core.run_info import write_run_info
 from rlhf.sweep_summary import write_final_metrics
@@ -58,8 +61,8 @@ def wire_inputs(cfg: DictConfig, stage: str, stage_cfg: DictConfig) -> None:
         for spec in stage_cfg.data.get("sources") or []:
             if "path" in spec.keys() and OmegaConf.is_missing(spec, "path"):
                 spec.path = str(source)
-    if stage == "ppo" and "reward" in stage_cfg:
-        node = stage_cfg.reward
+    if stage == "ppo" and "reward_fn" in stage_cfg:
+        node = stage_cfg.reward_fn
         if "path" in node.keys() and OmegaConf.is_missing(node, "path"):
             node.path = str(artifact_path(cfg, "reward"))
         for part, producer in (("preference", "reward"), ("absolute", "reward_absolute")):
@@ -103,7 +106,7 @@ def sample_stage(cfg: DictConfig, policy: Path) -> Path:
     from rlhf.evaluate.generation import DecodingSettings, generate_batch, load_model_for_generation
 
     spec = cfg.sample
-    prompts = load_source(OmegaConf.to_container(spec.prompts), kind="prompt", seed=cfg.seed)
+    prompts = load_source(OmegaConf.to_container(spec.prompts), kind="prompt", seed=cfg.seed, key="sample.prompts")
     if not prompts:
         raise ConfigError("sample.prompts", "the prompt source gave no prompts")
     decoding = DecodingSettings(**OmegaConf.to_container(spec.decoding), seed=cfg.seed)
@@ -153,7 +156,7 @@ def run(cfg: DictConfig) -> dict:
         if stage == "pre_sft":
             done[stage] = run_training_stage(cfg, stage, None)
         elif stage == "sft":
-            # The thesis curriculum (002 §5.2): stage 2 starts from stage 1's merged weights.
+            # The thesis curriculum (thesis §5.2): stage 2 starts from stage 1's merged weights.
             start = str(artifact_path(cfg, "pre_sft")) if "pre_sft" in cfg.stages else None
             done[stage] = run_training_stage(cfg, stage, start)
         elif stage == "sample":
@@ -177,6 +180,7 @@ def run(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="pipeline")
+@exit_on_error
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

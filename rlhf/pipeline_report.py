@@ -2,7 +2,7 @@
 training curves and the over-optimisation curve (gold and proxy reward against sqrt(KL)).
 
 Gold is the annotator's noise-free score (the simulated labeller in the demo); proxy is the reward
-model PPO optimised. The win rate counts ties as half (METHODS §5.4); the gold-reward gain is a paired
+model PPO optimised. The win rate counts ties as half (docs/methods.md §5.4); the gold-reward gain is a paired
 difference per prompt with a percentile-bootstrap 95% CI.
 """
 
@@ -174,7 +174,7 @@ def evaluate_stage(cfg: DictConfig, sft_dir: Path, ppo_dir: Path, ppo_run_dir: P
                    out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = cfg.evaluate
-    records = load_source(OmegaConf.to_container(spec.prompts), kind="eval", seed=cfg.seed)
+    records = load_source(OmegaConf.to_container(spec.prompts), kind="eval", seed=cfg.seed, key="evaluate.prompts")
     records = [{"id": r.get("id", str(i)), "dataset": r.get("source", "eval"), "prompt": r["prompt"]}
                for i, r in enumerate(records)]
     decoding = DecodingSettings(**OmegaConf.to_container(spec.decoding), seed=cfg.seed)

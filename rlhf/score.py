@@ -1,11 +1,13 @@
-"""Score a file of preference pairs with a saved reward model (issue 4, item 9).
+"""Score a file of preference pairs with a saved reward model.
 
     python -m rlhf.score --model runs/reward/.../model --input pairs.jsonl --output scored.jsonl
 
 Input lines are {"prompt": str | messages, "chosen": str, "rejected": str} or HH-RLHF transcripts
 {"chosen": "\\n\\nHuman: ...", "rejected": ...}. Output lines are the input plus score_chosen and
-score_rejected; the command prints {"n", "pairwise_accuracy", "mean_margin"} as JSON, with a tie
-counted as wrong (METHODS §3.8 [default]).
+score_rejected; the command prints {"n", "skipped", "pairwise_accuracy", "mean_margin"} as JSON, with
+a tie counted as wrong (docs/methods.md §3.8 [default]). A transcript pair whose two sides do not
+share the dialogue before the last Assistant turn compares different contexts: it is skipped and
+counted, the rule training applies.
 """
 
 from __future__ import annotations
@@ -18,24 +20,30 @@ import torch
 
 from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
 from rlhf.data.sources import hh_rlhf, pairs
-from rlhf.core.errors import DataError
+from rlhf.core.errors import DataError, exit_on_error
 from rlhf.reward_model.metrics import PairwiseAccuracy
 from rlhf.reward_model.scoring import OUTPUTS, load_reward_model
 
 
-def read_pairs(path: str | Path) -> tuple[list[dict], list[list[dict]], list[str], list[str]]:
-    """(raw records, prompts, chosen, rejected); the format is picked per line by its `prompt` key."""
-    records, prompts, chosen, rejected = [], [], [], []
+def read_pairs(path: str | Path) -> tuple[list[dict], list[list[dict]], list[str], list[str], int]:
+    """(raw records, prompts, chosen, rejected, skipped); the format is picked per line by its
+    `prompt` key."""
+    records, prompts, chosen, rejected, skipped = [], [], [], [], 0
     for number, record in iter_jsonl(path):
         adapter = pairs if isinstance(record, dict) and "prompt" in record else hh_rlhf
-        (group,) = adapter(record, (str(path), number))
+        groups = list(adapter(record, (str(path), number)))
+        if not groups:
+            skipped += 1
+            continue
+        (group,) = groups
         records.append(record)
         prompts.append(group["prompt"])
         chosen.append(group["responses"][0])
         rejected.append(group["responses"][1])
     if not records:
-        raise DataError("no pairs to score (empty file)", source=str(path))
-    return records, prompts, chosen, rejected
+        what = f"all {skipped} pairs were skipped" if skipped else "empty file"
+        raise DataError(f"no pairs to score ({what})", source=str(path))
+    return records, prompts, chosen, rejected, skipped
 
 
 def score(prompts: list, responses: list[str], model: str | Path, output: str = "logit",
@@ -46,7 +54,7 @@ def score(prompts: list, responses: list[str], model: str | Path, output: str = 
 
 def score_pairs_file(model: str | Path, input_path: str | Path, output_path: str | Path, output: str = "logit",
                      batch_size: int = 16) -> dict:
-    records, prompts, chosen, rejected = read_pairs(input_path)
+    records, prompts, chosen, rejected, skipped = read_pairs(input_path)
     scorer = load_reward_model(model, output=output, batch_size=batch_size)
     # One call for both sides: sorted-by-length batching then mixes chosen and rejected freely.
     scores = scorer.score(prompts + prompts, chosen + rejected)
@@ -55,7 +63,7 @@ def score_pairs_file(model: str | Path, input_path: str | Path, output_path: str
                                      for r, c, j in zip(records, s_chosen, s_rejected)))
     accuracy = PairwiseAccuracy()
     accuracy.update(s_chosen, s_rejected)
-    return {"n": len(records), "pairwise_accuracy": float(accuracy.compute()),
+    return {"n": len(records), "skipped": skipped, "pairwise_accuracy": float(accuracy.compute()),
             "mean_margin": float((s_chosen - s_rejected).mean())}
 
 
@@ -73,4 +81,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    exit_on_error(main)()

@@ -14,7 +14,9 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+import rlhf.config.store  # noqa: F401  (registers the config schemas before Hydra composes)
 from rlhf.config.validation import validate_config
+from rlhf.core.errors import exit_on_error
 from rlhf.core.lora import apply_lora, is_lora
 from rlhf.core.run_info import write_run_info
 from rlhf.sweep_summary import write_final_metrics
@@ -27,7 +29,8 @@ def instantiate_group(group: DictConfig | None) -> list:
 
 
 def fit(cfg: DictConfig, module, ckpt_path=None):
-    datamodule = instantiate(cfg.data)
+    # The data is tokenized with the stage module's own tokenizer, never a second copy of it.
+    datamodule = instantiate(cfg.data, tokenizer=module.tokenizer)
     # A stage may pin trainer keys it cannot work without (PPO: no automatic gradient clipping).
     trainer_cfg = OmegaConf.merge(cfg.trainer, cfg.stage.get("trainer") or {})
     trainer = instantiate(trainer_cfg, callbacks=instantiate_group(cfg.get("callbacks")),
@@ -42,7 +45,7 @@ def stopped_by_signal(trainer) -> bool:
 
 
 def run_curriculum(cfg: DictConfig, module):
-    """Stages in order on one module (METHODS §2.3): each gets its own data/trainer overrides and a
+    """Stages in order on one module (docs/methods.md §2.3): each gets its own data/trainer overrides and a
     fresh optimizer and schedule; the weights (and LoRA adapter) carry over."""
     names = list(cfg.curriculum)
     trainer = None
@@ -78,6 +81,7 @@ def run(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+@exit_on_error
 def main(cfg: DictConfig) -> float | None:
     metrics = run(cfg)
     objective = cfg.get("optimized_metric")

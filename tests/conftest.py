@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import rlhf.config.store  # noqa: F401  (the config schemas, for tests that compose configs themselves)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

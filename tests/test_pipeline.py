@@ -20,7 +20,7 @@ TINY = [
     "sample.prompts.n=4", "sample.k=3", "sample.decoding.max_new_tokens=8",
     "reward.overrides.data.max_length=96", "ppo.overrides.trainer.max_steps=2",
     "ppo.overrides.data.batch_size=2",
-    "ppo.overrides.stage.module.rollout.max_new_tokens=8", "ppo.overrides.stage.module.ppo.epochs=1",
+    "ppo.overrides.stage.module.rollout.max_new_tokens=8", "ppo.overrides.stage.module.update.epochs=1",
     "evaluate.prompts.n=4", "evaluate.decoding.max_new_tokens=8", "evaluate.bootstrap=50",
 ]
 
@@ -83,7 +83,7 @@ def test_reward_and_ppo_inputs_are_wired_from_earlier_artifacts(pipeline_cfg, tm
     ppo = compose_training_stage(pipeline_cfg, "ppo", "/models/sft")
     assert reward.data.sources[0].path == str(tmp_path / "annotate" / "rankings.jsonl")
     assert reward.model.source == "/models/sft" and reward.paths.output_dir == str(tmp_path / "reward")
-    assert ppo.reward.path == str(tmp_path / "reward" / "model" / "merged")
+    assert ppo.reward_fn.path == str(tmp_path / "reward" / "model" / "merged")
     assert ppo.stage.module.critic.kind == "value_head"
 
 
@@ -107,7 +107,7 @@ def test_given_artifact_replaces_a_stage_and_shared_stages_move(pipeline_cfg, tm
     assert stage_dir(cfg, "reward") == tmp_path / "shared" / "reward"
     assert stage_dir(cfg, "ppo") == tmp_path / "ppo"
     ppo = compose_training_stage(cfg, "ppo", "/models/my-sft")
-    assert ppo.reward.path == str(tmp_path / "shared" / "reward" / "model" / "merged")
+    assert ppo.reward_fn.path == str(tmp_path / "shared" / "reward" / "model" / "merged")
 
 
 TRAINING_STAGES = ("pre_sft", "sft", "reward", "reward_absolute", "ppo")
@@ -139,10 +139,10 @@ def test_every_recipe_stage_composes_validates_and_builds(recipe, tmp_path):
     if recipe == "ice_grt":
         assert dict(reward_cfg.stage.module.loss) == {"name": "margin_ranking", "margin": 1.0, "group_mean": False}
         assert reward_cfg.data.pairs == "top2_bottom2" and cfg.sample.k == 5
-        assert ppo.critic_cfg["kind"] == "separate" and ppo.ppo_cfg["gamma"] == 0.95
+        assert ppo.cfg.critic.kind == "separate" and ppo.cfg.update.gamma == 0.95
     if recipe == "crs":
-        assert "reward_absolute" in built and ppo_cfg.reward.w == 0.25
-        assert ppo.score_cfg["clip"] == 4.0
+        assert "reward_absolute" in built and ppo_cfg.reward_fn.w == 0.25
+        assert ppo.cfg.score.clip == 4.0
     if recipe == "qwen":
-        assert ppo.ppo_cfg["critic_warmup_steps"] == 50 and ppo.rollout_cfg["n_samples_per_prompt"] == 2
-        assert ppo.kl_cfg["init_beta"] == 0.04 and ppo.score_cfg["normalize"] is True
+        assert ppo.cfg.update.critic_warmup_steps == 50 and ppo.cfg.rollout.n_samples_per_prompt == 2
+        assert ppo.cfg.kl.init_beta == 0.04 and ppo.cfg.score.normalize is True

@@ -84,3 +84,16 @@ def test_score_function_and_bad_input(model_dir, tmp_path):
     write_lines(tmp_path / "bad.jsonl", [{"prompt": "x", "chosen": "a"}])
     with pytest.raises(DataError, match=r"bad.jsonl, record 1: missing field 'rejected'"):
         main(["--model", model_dir, "--input", str(tmp_path / "bad.jsonl"), "--output", str(tmp_path / "o.jsonl")])
+
+
+def test_hh_pair_with_different_contexts_is_skipped_and_counted_as_in_training(model_dir, tmp_path, capsys):
+    # Line 2's rejected side has an extra Human/Assistant exchange: the two sides do not share the
+    # dialogue before the last Assistant turn, so training drops the pair and scoring must too.
+    diverged = {"chosen": HH["chosen"],
+                "rejected": "\n\nHuman: How do I bake bread?\n\nAssistant: Why?\n\nHuman: Just tell me.\n\nAssistant: No."}
+    write_lines(tmp_path / "hh.jsonl", [HH, diverged, {"chosen": HH["rejected"], "rejected": HH["chosen"]}])
+    summary = main(["--model", model_dir, "--input", str(tmp_path / "hh.jsonl"), "--output", str(tmp_path / "s.jsonl")])
+    assert summary["n"] == 2 and summary["skipped"] == 1
+    out = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert [r["rejected"] for r in out] == [HH["rejected"], HH["chosen"]]   # the diverged line is not written
+    assert summary["pairwise_accuracy"] == pytest.approx(0.5)              # mirrored pair: exactly one right

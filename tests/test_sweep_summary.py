@@ -12,7 +12,7 @@ from rlhf.sweep_summary import collect_jobs, varying_keys, write_final_metrics, 
 def make_job(sweep: Path, name: str, w: str, metrics: dict | None) -> None:
     job = sweep / name
     (job / ".hydra").mkdir(parents=True)
-    (job / ".hydra" / "overrides.yaml").write_text(f"- experiment=crs\n- ppo.overrides.reward.w={w}\n")
+    (job / ".hydra" / "overrides.yaml").write_text(f"- experiment=crs\n- ppo.overrides.reward_fn.w={w}\n")
     if metrics is not None:
         write_final_metrics(job, metrics)
 
@@ -25,15 +25,15 @@ def test_sweep_table_has_one_row_per_finished_job_keyed_by_what_varies(tmp_path)
 
     rows = collect_jobs(sweep)
     assert [r["job"] for r in rows] == ["0", "1"]
-    assert varying_keys(rows, {"eval/gold_gain", "eval/win_rate_ppo_vs_sft"}) == ["ppo.overrides.reward.w"]
+    assert varying_keys(rows, {"eval/gold_gain", "eval/win_rate_ppo_vs_sft"}) == ["ppo.overrides.reward_fn.w"]
 
     paths = write_sweep_summary(sweep, metric="eval/gold_gain")
     with paths["csv"].open() as handle:
         table = list(csv.DictReader(handle))
-    assert [(r["ppo.overrides.reward.w"], float(r["eval/gold_gain"])) for r in table] == [("0.25", -0.01), ("0.5", 0.02)]
+    assert [(r["ppo.overrides.reward_fn.w"], float(r["eval/gold_gain"])) for r in table] == [("0.25", -0.01), ("0.5", 0.02)]
     assert all(r["experiment"] == "crs" for r in table)
     markdown = paths["markdown"].read_text().splitlines()
-    assert markdown[0].startswith("| job | experiment | ppo.overrides.reward.w |")
+    assert markdown[0].startswith("| job | experiment | ppo.overrides.reward_fn.w |")
     assert markdown[2] == "| 0 | crs | 0.25 | -0.01 | 0.45 |"
     assert paths["plot"].stat().st_size > 0
 

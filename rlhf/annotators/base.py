@@ -1,14 +1,11 @@
-"""What every annotator offers, so the pair builder and label aggregator (METHODS.md §1.3, A4)
+"""What every annotator offers, so the pair builder and label aggregator (docs/methods.md §1.3, A4)
 need not know whether ranks came from a simulation, a person, an LLM judge or a reward model."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
-from rlhf.core.errors import ConfigError, DataError
-
-ANNOTATOR_KINDS = ("simulated", "human", "llm_judge", "reward_model")
+from rlhf.core.errors import DataError
 
 
 @runtime_checkable
@@ -45,12 +42,21 @@ def last_user_text(prompt: list[dict]) -> str:
     return prompt[-1]["content"]
 
 
-def render_conversation(prompt: list[dict]) -> str:
-    """A single user turn stays as it is; a longer thread becomes 'Role: content' lines."""
-    check_prompt(prompt)
+def prompt_text(prompt: str | list[dict]) -> str:
+    """Plain text of a prompt for judges that read text: a string as it is, a single turn's
+    content, otherwise a role-labelled transcript ('Role: content' lines)."""
+    if isinstance(prompt, str):
+        return prompt
     if len(prompt) == 1:
         return prompt[0]["content"]
     return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in prompt)
+
+
+def render_conversation(prompt: list[dict]) -> str:
+    """prompt_text of a checked prompt: a single user turn stays as it is, a longer thread becomes
+    'Role: content' lines."""
+    check_prompt(prompt)
+    return prompt_text(prompt)
 
 
 def ranks_from_scores(scores: list[float]) -> list[int]:
@@ -59,32 +65,3 @@ def ranks_from_scores(scores: list[float]) -> list[int]:
     Example: scores [0.2, 0.9, 0.2, 0.5] -> ranks [2, 0, 2, 1].
     """
     return [sum(other > s for other in scores) for s in scores]
-
-
-def build_annotator(cfg: Mapping) -> Annotator:
-    """An annotator from config: a configs/annotator/*.yaml node (with `_target_`, instantiated by
-    Hydra) or a plain mapping {"kind": one of ANNOTATOR_KINDS, **constructor keys}."""
-    cfg = dict(cfg)
-    if "_target_" in cfg:
-        import hydra.utils
-
-        return hydra.utils.instantiate(cfg, _convert_="all")
-    kind = cfg.pop("kind", None)
-    if kind == "simulated":
-        from rlhf.annotators.simulated import SimulatedAnnotator
-
-        return SimulatedAnnotator(**cfg)
-    if kind == "human":
-        from rlhf.annotators.human import HumanAnnotator
-
-        return HumanAnnotator.from_file(**cfg)
-    if kind == "llm_judge":
-        from rlhf.annotators.llm_judge import LLMJudgeAnnotator
-
-        return LLMJudgeAnnotator(**cfg)
-    if kind == "reward_model":
-        from rlhf.annotators.rm_annotator import RewardModelAnnotator
-
-        return RewardModelAnnotator(**cfg)
-    raise ConfigError("annotator.kind", f"unknown annotator kind {kind!r}; expected one of {list(ANNOTATOR_KINDS)} "
-                      "(or a `_target_`)")

@@ -1,4 +1,4 @@
-"""Rule-based stand-ins for the ICE-GRT manual criteria (001_405ab40b5a1c3855.txt §4.3, METHODS.md §5.2).
+"""Rule-based stand-ins for the ICE-GRT manual criteria (ICE-GRT §4.3, docs/methods.md §5.2).
 
 Each function maps a response to [0, 1], 1 = what a labeller would rate "positive". The shapes are
 piecewise linear or fractional rather than pass/fail, so that two samples from a small chat model
@@ -23,6 +23,13 @@ SENTENCE_END = ".!?"
 CLOSING_CHARS = "\"')]*"
 # ICE-GRT Table 2 rates "neutral" 2 out of 5; a reply with no tone markers either way gets that.
 NEUTRAL_RATING = 2 / 5
+# The eight manual criteria and their weights (ICE-GRT Table 2, Σ = 29): what the rules here stand
+# in for (folded onto six in simulated.py) and what rlhf.evaluate.criteria scores human ratings by.
+ICE_GRT_WEIGHTS: dict[str, int] = {
+    "clarity": 6, "accuracy": 6, "completeness": 6,
+    "safety": 3, "courtesy": 3, "comfortableness": 3,
+    "conciseness": 1, "context": 1,
+}
 
 
 def words(text: str) -> list[str]:

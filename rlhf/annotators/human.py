@@ -1,8 +1,8 @@
 """Round trip to human labellers: write K responses per prompt to a JSONL file, read the ranks back.
 
-This is the A3 -> A4 hand-off of METHODS.md §1.3 done by people, as in ICE-GRT (5 responses per
-prompt, ranked; 001_405ab40b5a1c3855.txt §3.2) and the thesis' ranking study (ties allowed;
-002_e26accabd985358d.txt §5.5.2, METHODS.md §5.8).
+This is the A3 -> A4 hand-off of docs/methods.md §1.3 done by people, as in ICE-GRT (5 responses per
+prompt, ranked; ICE-GRT §3.2) and the thesis' ranking study (ties allowed;
+thesis §5.5.2, docs/methods.md §5.8).
 
 File format, one JSON object per line:
     {"prompt_id": str, "prompt": [messages], "responses": [{"response_id": "r0", "text": str}, ...],
@@ -16,13 +16,13 @@ tables and of people; `rank_base=0` reads files that use 0..K-1 instead. Whateve
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf.annotators.base import check_prompt, ranks_from_scores
 from rlhf.core.errors import DataError
+from rlhf.data.jsonl import write_jsonl_atomic
 
 
 def response_id(index: int) -> str:
@@ -41,11 +41,11 @@ class LabelledItem:
 def export_labelling_file(path: str | Path, items: list[dict]) -> Path:
     """Write items {"prompt_id", "prompt", "responses": [str]} as a labelling file.
 
-    Written to a temporary file first and moved into place, so a crash never leaves half a file.
+    Published in one rename (write_jsonl_atomic), so a crash never leaves half a file.
     """
     path = Path(path)
     seen: set[str] = set()
-    lines = []
+    records = []
     for i, item in enumerate(items):
 
         def fail(message: str) -> DataError:
@@ -71,12 +71,8 @@ def export_labelling_file(path: str | Path, items: list[dict]) -> Path:
             "responses": [{"response_id": response_id(k), "text": t} for k, t in enumerate(item["responses"])],
             "ranks": None,
         }
-        lines.append(json.dumps(record, ensure_ascii=False))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+        records.append(record)
+    return write_jsonl_atomic(path, records)
 
 
 def read_labelling_file(

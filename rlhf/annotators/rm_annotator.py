@@ -1,5 +1,5 @@
 """A trained reward model as annotator: lets a stronger RM label data for a weaker one, or stand in
-for people when measuring RM agreement (METHODS.md §5.7)."""
+for people when measuring RM agreement (docs/methods.md §5.7)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def sigmoid(x: float) -> float:
 class RewardModelAnnotator:
     """Ranks by RM score (higher = better, equal scores tie).
 
-    score: an object with `.score(prompts, responses)` (the reward protocol of CONTRACTS.md, e.g.
-    rlhf.reward_model.scoring.RewardScorer) or such a callable; tensors and lists both work.
+    score: an object with `.score(prompts, responses)` (the reward protocol of rlhf/rewards/build.py,
+    e.g. rlhf.reward_model.scoring.RewardScorer) or such a callable; tensors and lists both work.
     output_mode: "logit" (quality label = σ(score)) or "prob" (score already in [0, 1]), the two RM
-    output modes of METHODS.md §3.9; by default the scorer's own `.output`, else "logit".
+    output modes of docs/methods.md §3.9; by default the scorer's own `.output`, else "logit".
     """
 
     def __init__(self, score, name: str = "reward_model", output_mode: str | None = None):

@@ -1,5 +1,5 @@
-"""A programmatic labeller that stands in for ICE-GRT's human rankers (001_405ab40b5a1c3855.txt
-§3.2, §4.3; METHODS.md §3.3, §5.2), so the whole pipeline runs and can be scored with no people.
+"""A programmatic labeller that stands in for ICE-GRT's human rankers (ICE-GRT
+§3.2, §4.3; docs/methods.md §3.3, §5.2), so the whole pipeline runs and can be scored with no people.
 
 Gold score = weighted mean of six computable criteria, with ICE-GRT's eight weights (Table 2:
 Clarity 6, Accuracy 6, Completeness 6, Safety 3, Courtesy 3, Comfortableness 3, Conciseness 1,
@@ -28,8 +28,8 @@ import torch
 
 from rlhf.annotators import criteria as rules
 from rlhf.annotators.base import last_user_text
+from rlhf.annotators.criteria import ICE_GRT_WEIGHTS
 from rlhf.core.errors import ConfigError
-from rlhf.evaluate.criteria import ICE_GRT_WEIGHTS
 
 ICE_GRT_SOURCES = {
     "relevance": ("context", "accuracy"),
@@ -44,7 +44,7 @@ CRITERIA = tuple(ICE_GRT_SOURCES)
 
 
 def weighted_gold_score(criteria: dict[str, float], weights: dict[str, float]) -> float:
-    """gold = Σ_c w_c · score_c / Σ_c w_c (the ICE-GRT overall score, METHODS.md §5.2)."""
+    """gold = Σ_c w_c · score_c / Σ_c w_c (the ICE-GRT overall score, docs/methods.md §5.2)."""
     return sum(weights[c] * criteria[c] for c in weights) / sum(weights.values())
 
 
@@ -173,8 +173,8 @@ class SimulatedAnnotator:
         return self.gold_scores([prompt_text], [response])[0]
 
     def score(self, prompts: list[list[dict]], responses: list[str]) -> torch.Tensor:
-        """Gold scores as a float32 CPU tensor [B]: the reward-function protocol of CONTRACTS.md,
-        so the simulated labeller can serve as the gold reward in PPO and evaluation."""
+        """Gold scores as a float32 CPU tensor [B]: the reward protocol of
+        rlhf/rewards/build.py, so the simulated labeller can serve as the gold reward in PPO and evaluation."""
         if len(prompts) != len(responses):
             raise ValueError(f"need one prompt per response, got {len(prompts)} and {len(responses)}")
         texts = [last_user_text(prompt) for prompt in prompts]
@@ -187,7 +187,8 @@ class SimulatedAnnotator:
         return plackett_luce_ranks(scores, self.temperature, self.rng)
 
     def labels(self, prompt: list[dict], response: str) -> dict[str, float]:
-        """Noise-free criteria plus "quality" = gold score, the target of an absolute RM (METHODS.md §3.5)."""
+        """Noise-free criteria plus "quality" = gold score, the target of an absolute RM
+        (docs/methods.md §3.5)."""
         text = last_user_text(prompt)
         values = self.criteria(text, response)
         values["quality"] = weighted_gold_score(values, self.weights)

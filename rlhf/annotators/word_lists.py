@@ -1,7 +1,7 @@
 """Fixed vocabularies behind the simulated annotator's rule-based criteria.
 
 Written for this project and kept short and generic on purpose: they stand in for the judgement
-of an ICE-GRT labeller (001_405ab40b5a1c3855.txt §4.3), they are not a content filter.
+of an ICE-GRT labeller (ICE-GRT §4.3), they are not a content filter.
 Phrases are lower-case words separated by single spaces; matching is on whole words.
 """
 

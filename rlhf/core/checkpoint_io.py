@@ -1,22 +1,21 @@
 """Lightning CheckpointIO that never leaves half a checkpoint and never unpickles arbitrary objects.
 
-Save: serialise into a temp file in the target's folder, fsync it, `os.replace` it over the
-target and fsync the folder, so a kill at any moment leaves either the previous file or the new
-one (issue 8 §1). Load: `torch.load(weights_only=True)` only (issue 8 §4), and every way a file
+Save: through rlhf.core.atomic.publish_file (a temp file in the target's folder, fsync,
+`os.replace` over the target, fsync the folder), so a kill at any moment leaves either the
+previous file or the new one. Load: `torch.load(weights_only=True)` only, and every way a file
 can be unusable (truncated, not a checkpoint, tensors that do not fit the module) becomes one
 CheckpointError naming the file and what does not match.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 import weakref
 from pathlib import Path
 
 import torch
 from lightning.fabric.plugins.io.checkpoint_io import CheckpointIO
 
+from rlhf.core.atomic import publish_file
 from rlhf.core.errors import RLHFError
 
 REQUIRED_KEYS = ("state_dict", "pytorch-lightning_version")
@@ -31,42 +30,9 @@ class CheckpointError(RLHFError, ValueError):
         self.path = str(path)
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def atomic_torch_save(obj, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())   # mkstemp makes 0600; give the file the mode a plain open() would
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    """torch.save published in one rename (rlhf.core.atomic): a kill leaves the old file or the new."""
+    return publish_file(path, lambda handle: torch.save(obj, handle))
 
 
 def state_dict_mismatch(expected: dict, loaded: dict) -> list[str]:

@@ -30,3 +30,20 @@ class ConfigError(RLHFError, ValueError):
 
 class TrainingFault(RLHFError, RuntimeError):
     """Training stopped on purpose: the message names the step, the value seen and the likely causes."""
+
+
+def exit_on_error(function):
+    """Entry-point wrapper: an RLHFError ends the process with its one-line message on stderr and
+    exit status 2 (no traceback); anything else is a bug and keeps its traceback."""
+    import functools
+    import sys
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except RLHFError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+
+    return wrapper

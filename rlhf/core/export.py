@@ -1,4 +1,4 @@
-"""Saving trained models as plain HF folders (artifacts A2, A7, A10 in METHODS §1.3).
+"""Saving trained models as plain HF folders (artifacts A2, A7, A10 in docs/methods.md §1.3).
 
 A LoRA run writes both the adapter (`adapter/`) and the merged weights (`merged/`); the merged
 folder is what the next stage loads, so stages never depend on peft being configured the same way.
@@ -8,46 +8,35 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from peft import PeftModel
 
+from rlhf.core.atomic import publish_folder
 from rlhf.core.sharding import full_state_dict
 
 
-def _atomic_dir(target: Path):
-    target.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-
-
-def _publish(staging: Path, target: Path) -> None:
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)
-
-
 def save_pretrained_atomic(model, tokenizer, target: str | Path, metadata: dict | None = None,
-                           state_dict: dict | None = None) -> Path:
-    target = Path(target)
-    staging = _atomic_dir(target)
-    try:
-        model.save_pretrained(staging, safe_serialization=True, state_dict=state_dict)
+                           state_dict: dict | None = None, extra_files: dict[str, str] | None = None) -> Path:
+    """One HF folder (weights, tokenizer, rlhf_metadata.json, `extra_files` {name: text}) published
+    as a whole (rlhf.core.atomic), so a reader never finds a model without the files that go with it."""
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder, safe_serialization=True, state_dict=state_dict)
         if tokenizer is not None:
-            tokenizer.save_pretrained(staging)
+            tokenizer.save_pretrained(folder)
         if metadata:
-            (staging / "rlhf_metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True))
-        _publish(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+            (folder / "rlhf_metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True))
+        for name, text in (extra_files or {}).items():
+            (folder / name).write_text(text)
+
+    return publish_folder(target, write)
 
 
-def export_hf(model, tokenizer, out_dir: str | Path, metadata: dict | None = None, is_global_zero: bool = True) -> Path:
-    """Write `out_dir/merged` (always) and `out_dir/adapter` (LoRA runs); returns the merged folder.
+def export_hf(model, tokenizer, out_dir: str | Path, metadata: dict | None = None, is_global_zero: bool = True,
+              extra_files: dict[str, str] | None = None) -> Path:
+    """Write `out_dir/merged` (always) and `out_dir/adapter` (LoRA runs), each with `extra_files`;
+    returns the merged folder.
 
     Collective under FSDP2: every rank must call it; only rank zero writes.
     """
@@ -57,9 +46,9 @@ def export_hf(model, tokenizer, out_dir: str | Path, metadata: dict | None = Non
         return out_dir / "merged"
     clone = copy.deepcopy(model).cpu() if not _is_sharded(model) else _unsharded_copy(model, state)
     if isinstance(clone, PeftModel):
-        save_pretrained_atomic(clone, tokenizer, out_dir / "adapter", metadata)
+        save_pretrained_atomic(clone, tokenizer, out_dir / "adapter", metadata, extra_files=extra_files)
         clone = clone.merge_and_unload()
-    save_pretrained_atomic(clone, tokenizer, out_dir / "merged", metadata)
+    save_pretrained_atomic(clone, tokenizer, out_dir / "merged", metadata, extra_files=extra_files)
     return out_dir / "merged"
 
 

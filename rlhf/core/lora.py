@@ -5,26 +5,33 @@ from __future__ import annotations
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 
+from rlhf.core.config import AdapterConfig
+from rlhf.core.schema import as_config
 
-def apply_lora(model, cfg: dict | None, task_type: str = "CAUSAL_LM", modules_to_save: list[str] | None = None):
+
+def apply_lora(model, cfg: AdapterConfig | dict | None, task_type: str = "CAUSAL_LM",
+               modules_to_save: list[str] | None = None):
     """Wrap `model` with a LoRA adapter, or return it unchanged when `cfg` is None / disabled."""
-    if not cfg or not cfg.get("enabled", True):
+    if cfg is None:
+        return model
+    cfg = as_config(AdapterConfig, cfg, "peft")
+    if not cfg.enabled:
         return model
     if isinstance(model, PeftModel):
-        # Stage 2 of a curriculum continues the same adapter (METHODS §2.3 [default]).
+        # Stage 2 of a curriculum continues the same adapter (docs/methods.md §2.3 [default]).
         return model
-    target = cfg.get("target_modules", "all-linear")
+    target = cfg.target_modules
     layers = None
-    if cfg.get("top_layers"):
+    if cfg.top_layers:
         # Adapters only in the top N decoder layers: backward then stops at the lowest of them,
         # which is what makes the CPU demo affordable. None = every layer (the thesis setting).
         n_layers = int(model.config.num_hidden_layers)
-        layers = list(range(max(0, n_layers - int(cfg["top_layers"])), n_layers))
+        layers = list(range(max(0, n_layers - int(cfg.top_layers)), n_layers))
         if target == "all-linear":   # peft needs names when layers are selected: every decoder Linear
             target = sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
                              if isinstance(module, torch.nn.Linear) and ".layers." in name})
     config = LoraConfig(
-        r=int(cfg.get("r", 16)), lora_alpha=int(cfg.get("alpha", 32)), lora_dropout=float(cfg.get("dropout", 0.05)),
+        r=int(cfg.r), lora_alpha=int(cfg.alpha), lora_dropout=float(cfg.dropout),
         target_modules=list(target) if not isinstance(target, str) else target, bias="none",
         task_type=task_type, modules_to_save=modules_to_save, layers_to_transform=layers,
     )

@@ -1,20 +1,25 @@
 """Backbone loading: the embedded SmolLM2 default, a tiny random Llama, any hub id or local folder.
 
 Every path ends in a plain HF safetensors folder so that SFT, reward, PPO and evaluation load
-checkpoints the same way (artifact A2/A7/A10 in METHODS §1.3).
+checkpoints the same way (artifact A2/A7/A10 in docs/methods.md §1.3).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import importlib.util
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerBase
+
+from rlhf.core.atomic import publish_folder
+from rlhf.core.config import ModelConfig
+from rlhf.core.schema import as_config
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +60,8 @@ def _gguf_location(name: str) -> tuple[Path, str]:
 def embedded_model_path(name: str = "smollm2-135m", cache_dir: str | Path | None = None) -> Path:
     """Convert the packaged GGUF once into an HF safetensors folder and return that folder.
 
-    The folder is written under a temporary name and renamed when complete, so an interrupted
-    conversion never leaves a half-written model that later runs would trust.
+    The folder is published as a whole (rlhf.core.atomic), so an interrupted conversion never
+    leaves a half-written model that later runs would trust.
     """
     target = Path(cache_dir or default_cache_dir()) / name
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
@@ -70,18 +75,12 @@ def embedded_model_path(name: str = "smollm2-135m", cache_dir: str | Path | None
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
+
+    def write(staging: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(staging, target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+
+    return publish_folder(target, write)
 
 
 def resolve_source(source: str | Path, cache_dir: str | Path | None = None) -> str:
@@ -167,17 +166,68 @@ def load_causal_lm(source: str | Path, dtype: str | torch.dtype = "float32", cac
     return model
 
 
-def load_backbone_tokenizer(spec: dict):
+def load_sequence_classifier(source: str | Path | torch.nn.Module, dtype: str | torch.dtype = "float32",
+                             num_labels: int = 1, *, tokenizer: PreTrainedTokenizerBase | None = None,
+                             cache_dir: str | Path | None = None, trust_remote_code: bool = False,
+                             tiny: dict | None = None, seed: int | None = None, zero_new_head: bool = False):
+    """An AutoModelForSequenceClassification: the one loader of reward models and critics.
+
+    source: `tiny` (the random test Llama for `tokenizer`, body shared with the tiny causal LM of
+    the same seed), `embedded:<name>`, a hub id or a local folder (safetensors only: a pickled
+    checkpoint can run code on load), or a loaded causal LM whose config and body weights are
+    copied. A head the source lacks is drawn under `seed` for `tiny` / a causal LM (default: the
+    tiny seed, else 0) and by HF for folders; `zero_new_head` zeroes it instead, so a critic
+    starts at V = 0. A head found in a folder (a saved RM) is kept. With `tokenizer`, the
+    embeddings grow to its size and its pad id is recorded in the config.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    if isinstance(source, torch.nn.Module) or str(source) == "tiny":
+        if isinstance(source, torch.nn.Module):
+            lm = source
+        else:
+            if tokenizer is None:
+                raise ValueError("the tiny model needs the tokenizer it will be used with")
+            lm = build_tiny_llama(tokenizer, **(tiny or {}))
+        config = copy.deepcopy(lm.config)
+        config.num_labels = num_labels
+        head_seed = seed if seed is not None else int((tiny or {}).get("seed", 0))
+        with torch.random.fork_rng():
+            torch.manual_seed(head_seed)
+            model = AutoModelForSequenceClassification.from_config(config, dtype=lm.dtype)
+        model.base_model.load_state_dict(lm.base_model.state_dict())
+        model = model.to(torch_dtype(dtype))
+        new_head = True
+    else:
+        path = resolve_source(source, cache_dir)
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=num_labels, dtype=torch_dtype(dtype), use_safetensors=True,
+            trust_remote_code=trust_remote_code, output_loading_info=True,
+        )
+        new_head = any(key.startswith("score.") for key in info["missing_keys"])
+    if new_head and zero_new_head:
+        torch.nn.init.zeros_(model.score.weight)
+        if model.score.bias is not None:
+            torch.nn.init.zeros_(model.score.bias)
+    if tokenizer is not None:
+        if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+            model.resize_token_embeddings(len(tokenizer))
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def load_backbone_tokenizer(spec: ModelConfig | dict):
     """Tokenizer named by a `model` config group (`tokenizer` defaults to `source`)."""
-    return load_tokenizer(spec.get("tokenizer") or spec["source"], spec.get("cache_dir"),
-                          spec.get("trust_remote_code", False))
+    spec = as_config(ModelConfig, spec, "model")
+    return load_tokenizer(spec.tokenizer or spec.source, spec.cache_dir, spec.trust_remote_code)
 
 
-def load_backbone(spec: dict, tokenizer=None):
+def load_backbone(spec: ModelConfig | dict, tokenizer=None):
     """Causal LM named by a `model` config group."""
+    spec = as_config(ModelConfig, spec, "model")
     tokenizer = tokenizer or load_backbone_tokenizer(spec)
-    return load_causal_lm(spec["source"], spec.get("dtype", "float32"), spec.get("cache_dir"),
-                          spec.get("trust_remote_code", False), tokenizer, spec.get("tiny"))
+    tiny = dataclasses.asdict(spec.tiny) if spec.tiny is not None else None
+    return load_causal_lm(spec.source, spec.dtype, spec.cache_dir, spec.trust_remote_code, tokenizer, tiny)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from transformers import get_cosine_schedule_with_warmup, get_constant_schedule_with_warmup, get_linear_schedule_with_warmup
 
+from rlhf.core.config import OptimConfig
 from rlhf.core.errors import ConfigError
+from rlhf.core.schema import as_config
 
 SCHEDULES = {
     "cosine": get_cosine_schedule_with_warmup,
@@ -14,23 +16,17 @@ SCHEDULES = {
 }
 
 
-def build_optimizer(params, cfg: dict, key: str = "optim") -> torch.optim.Optimizer:
+def build_optimizer(params, cfg: OptimConfig | dict, key: str = "optim") -> torch.optim.Optimizer:
+    cfg = as_config(OptimConfig, cfg, key)
     params = [p for p in params if p.requires_grad]
     if not params:
         raise ConfigError(key, "no trainable parameters (is everything frozen?)")
-    lr = float(cfg.get("lr", 1e-4))
-    if lr < 0:
-        raise ConfigError(f"{key}.lr", f"must be >= 0, got {lr}")
-    return torch.optim.AdamW(
-        params, lr=lr, betas=tuple(cfg.get("betas", (0.9, 0.999))), eps=float(cfg.get("eps", 1e-8)),
-        weight_decay=float(cfg.get("weight_decay", 0.0)),
-    )
+    return torch.optim.AdamW(params, lr=float(cfg.lr), betas=tuple(cfg.betas), eps=float(cfg.eps),
+                             weight_decay=float(cfg.weight_decay))
 
 
-def build_scheduler(optimizer, cfg: dict, total_steps: int, key: str = "optim") -> dict:
-    name = cfg.get("schedule", "cosine")
-    if name not in SCHEDULES:
-        raise ConfigError(f"{key}.schedule", f"unknown schedule '{name}'; allowed: {sorted(SCHEDULES)}")
-    warmup = int(round(float(cfg.get("warmup_ratio", 0.0)) * total_steps))
-    scheduler = SCHEDULES[name](optimizer, num_warmup_steps=warmup, num_training_steps=max(total_steps, 1))
+def build_scheduler(optimizer, cfg: OptimConfig | dict, total_steps: int, key: str = "optim") -> dict:
+    cfg = as_config(OptimConfig, cfg, key)
+    warmup = int(round(float(cfg.warmup_ratio) * total_steps))
+    scheduler = SCHEDULES[cfg.schedule](optimizer, num_warmup_steps=warmup, num_training_steps=max(total_steps, 1))
     return {"scheduler": scheduler, "interval": "step"}

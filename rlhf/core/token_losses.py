@@ -13,7 +13,7 @@ IGNORE_INDEX = -100
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
     """Σ x·m / Σ m over `dim` (all elements when None); 0 where Σ m = 0.
 
-    Padding and post-EOS tokens must not move any loss or statistic (METHODS.md §4.2), and an
+    Padding and post-EOS tokens must not move any loss or statistic (docs/methods.md §4.2), and an
     all-padding slice must give 0 rather than NaN so one empty row cannot poison a whole step.
     Values under m = 0 are never read, so NaN/inf padding is harmless.
     """
@@ -30,7 +30,7 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> 
 def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Causal-LM cross-entropy: mean over kept t of −log p(labels[t+1] | logits[t]).
 
-    Used for SFT (METHODS.md §2.2: prompt/template/padding labels are −100) and for the PTX term
+    Used for SFT (docs/methods.md §2.2: prompt/template/padding labels are −100) and for the PTX term
     (§4.9). The shift lives here so callers pass labels aligned with input_ids. A batch whose labels
     are all −100 gives 0 (with a graph) instead of NaN.
     """
@@ -49,7 +49,9 @@ def masked_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """H = logsumexp(z) − Σ_v softmax(z)_v z_v over the last axis (logged per token, METHODS.md §4.11)."""
+    """H = logsumexp(z) − Σ_v softmax(z)_v z_v over the last axis.
+
+    Logged per token (docs/methods.md §4.11)."""
     probs = torch.softmax(logits, dim=-1)
     return torch.logsumexp(logits, dim=-1) - (probs * logits).sum(dim=-1)
 

@@ -1,4 +1,4 @@
-"""Absolute-RM data: (prompt, response, labels) -> target y in [0, 1] + loss weight (METHODS §3.5-3.7).
+"""Absolute-RM data: (prompt, response, labels) -> target y ∈ [0, 1] + loss weight (docs/methods.md §3.5-3.7).
 
 A record is {"prompt": str | messages, "response": str, "labels": {criterion: value}} aggregated
 with a weight preset (w2 / w3 / quality, rlhf.data.absolute_labels) or a dict, or {"label": y}
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 
 import torch
 
@@ -20,8 +21,9 @@ from rlhf.data.jsonl import iter_source
 from rlhf.data.mixture import split_train_val
 from rlhf.data.reward_data import RewardDataModule
 from rlhf.data.templates import get_template, tokenize_prompt_response
-from rlhf.core.errors import ConfigError, DataError
-from rlhf.core.models import load_backbone_tokenizer
+from rlhf.core.errors import DataError
+from rlhf.core.schema import as_config
+from rlhf.data.config import AbsoluteDataConfig, AbsoluteSourceConfig
 
 log = logging.getLogger(__name__)
 
@@ -56,23 +58,22 @@ def parse_record(record, weights, where: tuple[str, int]) -> dict | None:
     return {"prompt": prompt, "response": response, "score": float(score)}
 
 
-def load_absolute_records(spec: dict, weights) -> list[dict]:
-    if not spec.get("path"):
-        raise ConfigError("data.sources", f"each absolute source needs 'path', got {sorted(spec)}")
+def load_absolute_records(spec: AbsoluteSourceConfig | Mapping, weights, key: str = "data.sources") -> list[dict]:
+    spec = as_config(AbsoluteSourceConfig, spec, key)
     out, unlabelled = [], []
-    for line, record in iter_source(spec["path"], spec.get("split", "train")):
-        parsed = parse_record(record, weights, (str(spec["path"]), line))
+    for line, record in iter_source(spec.path, spec.split):
+        parsed = parse_record(record, weights, (str(spec.path), line))
         if parsed is None:
             unlabelled.append(line)
         else:
             out.append(parsed)
-        if spec.get("limit") is not None and len(out) >= spec["limit"]:
+        if spec.limit is not None and len(out) >= spec.limit:
             break
     if unlabelled:
-        log.warning("%s: skipped %d records without a quality label (records %s)", spec["path"], len(unlabelled),
+        log.warning("%s: skipped %d records without a quality label (records %s)", spec.path, len(unlabelled),
                     ", ".join(map(str, unlabelled[:5])) + (", ..." if len(unlabelled) > 5 else ""))
     if not out:
-        raise DataError("no usable record (every record lacks a quality label?)", source=str(spec["path"]))
+        raise DataError("no usable record (every record lacks a quality label?)", source=str(spec.path))
     return out
 
 
@@ -97,25 +98,23 @@ class AbsoluteCollator:
 
 
 class AbsoluteDataModule(RewardDataModule):
-    def __init__(self, model: dict, sources: list[dict], label_weights: str | dict = "quality",
-                 variant: str | None = None, weight_mode: str = "scaled", augmenter=None,
-                 template: str = "chatml", max_length: int = 2048, min_prompt_tokens: int = 256,
-                 val_fraction: float = 0.1, batch_size: int = 8, eval_batch_size: int | None = None,
-                 padding_side: str = "right", num_workers: int = 0, seed: int = 0):
-        super().__init__(model, sources, template, max_length, min_prompt_tokens, val_fraction, batch_size,
-                         eval_batch_size, padding_side, num_workers, seed)
-        self.label_weights = label_weights if isinstance(label_weights, str) else dict(label_weights)
-        self.variant = parse_variant(variant or "")
-        self.weight_mode = weight_mode
-        self.augmenter = augmenter
+    CONFIG = AbsoluteDataConfig
+
+    def __init__(self, tokenizer, **settings):
+        super().__init__(tokenizer, **settings)
+        weights = self.cfg.label_weights
+        self.label_weights = weights if isinstance(weights, str) else dict(weights)
+        self.variant = parse_variant(self.cfg.variant or "")
+        self.weight_mode = self.cfg.weight_mode
+        self.augmenter = self.cfg.augmenter
         self.train_records = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        self.tokenizer = load_backbone_tokenizer(self.model_spec)
-        template = get_template(self.template_name, self.tokenizer.eos_token)
-        records = [r for spec in self.sources for r in load_absolute_records(spec, self.label_weights)]
+        template = get_template(self.template_name, self.require_tokenizer().eos_token)
+        records = [r for i, spec in enumerate(self.sources)
+                   for r in load_absolute_records(spec, self.label_weights, f"data.sources.{i}")]
         train, val = split_train_val(records, self.val_fraction, self.seed)
         self.train_records = apply_variant(train, self.variant, self.seed, self.augmenter, self.weight_mode)
         self.train_set = [self.encode(r, template) for r in self.train_records]

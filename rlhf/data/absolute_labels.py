@@ -2,7 +2,7 @@
 
 Each reply carries Likert-derived labels in [0, 1] (violence, creativity, helpfulness, humor,
 toxicity, quality). The thesis first trained on weighted sums (`w2`, `w3`), found the targets
-bunched around the middle, and then used quality alone (METHODS §3.5); all three stay selectable.
+bunched around the middle, and then used quality alone (docs/methods.md §3.5); all three stay selectable.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from rlhf.core.errors import ConfigError, DataError
 
 WEIGHT_PRESETS: dict[str, dict[str, float]] = {
-    # thesis §5.3.1, METHODS §3.5
+    # thesis §5.3.1, docs/methods.md §3.5
     "w2": {
         "violence": -0.05,
         "creativity": 0.15,
@@ -33,7 +33,7 @@ WEIGHT_PRESETS: dict[str, dict[str, float]] = {
     "quality": {"quality": 1.0},
 }
 
-LOW_MAX = 0.40  # y <= 0.40 is "low" (METHODS §3.7 [default] edge)
+LOW_MAX = 0.40  # y <= 0.40 is "low" (docs/methods.md §3.7 [default] edge)
 HIGH_MIN = 0.90  # y >= 0.90 is "high"
 
 
@@ -53,7 +53,7 @@ def _resolve_weights(weights: Mapping[str, float] | str) -> Mapping[str, float]:
 
 
 def aggregate_labels(labels: Mapping[str, float | None], weights: Mapping[str, float] | str) -> float | None:
-    """score = clip(Σ_k w'_k · label_k, 0, 1) over the labels present (METHODS §3.5, §8.3 item 14).
+    """score = clip(Σ_k w'_k · label_k, 0, 1) over the labels present (docs/methods.md §3.5, §8.3.14).
 
     "Total" is T = Σ_k w_k over all weights (0.70 for w2, 0.80 for w3). A missing (absent or None)
     label drops its term and the present weights are rescaled, w'_k = w_k · T / Σ_present w_k, so
@@ -84,7 +84,7 @@ def aggregate_labels(labels: Mapping[str, float | None], weights: Mapping[str, f
 
 
 def quality_bucket(y: float) -> str:
-    """"low" (y <= 0.40), "mid" (0.40 < y < 0.90) or "high" (y >= 0.90) (METHODS §3.7 [default])."""
+    """"low" (y <= 0.40), "mid" (0.40 < y < 0.90) or "high" (y >= 0.90) (docs/methods.md §3.7 [default])."""
     if math.isnan(y):
         raise DataError("cannot bucket a NaN score; scores are numbers in [0, 1]")
     if y <= LOW_MAX:

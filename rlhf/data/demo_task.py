@@ -1,4 +1,4 @@
-"""The built-in demo task: everyday-advice prompts the project writes itself (issue 6, item 3).
+"""The built-in demo task: everyday-advice prompts the project writes itself.
 
 Prompts are instruction templates x topics, all written for this project, so the pipeline runs
 with nothing but the install. The gold reward is the simulated annotator (rlhf/annotators/

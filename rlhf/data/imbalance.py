@@ -1,4 +1,4 @@
-"""Class-imbalance handling for the absolute RM's quality targets (thesis §5.3.1, METHODS §3.7).
+"""Class-imbalance handling for the absolute RM's quality targets (thesis §5.3.1, docs/methods.md §3.7).
 
 Only ~11 % of the training replies are in the low bucket (4,104 of 38,852), so the RM learns to
 predict the middle. The thesis combines four remedies, named by the variant grammar
@@ -37,7 +37,7 @@ def _prepared(records: Sequence[Record]) -> list[Record]:
 
 
 def oversample_low(records: Sequence[Record], factor: int = 2) -> list[Record]:
-    """`over_s`: every low-bucket record appears `factor` times (4,104 -> 8,208; METHODS §3.7).
+    """`over_s`: every low-bucket record appears `factor` times (4,104 -> 8,208; docs/methods.md §3.7).
 
     The extra copies are appended after the original list, in the original order.
     """
@@ -60,7 +60,7 @@ def stratified_undersample_mid(records: Sequence[Record], n_total: int, bins: in
     Bin i covers [edge_i, edge_(i+1)) of `mid_bin_edges` (the first bin is open at 0.40). Each bin
     keeps n_total // bins records drawn without replacement (the first n_total % bins bins one
     more); a bin with fewer keeps all of them, and the shortfall is not moved to other bins
-    (METHODS §3.7 [default]). Low and high records are untouched; the original order is kept.
+    (docs/methods.md §3.7 [default]). Low and high records are untouched; the original order is kept.
     """
     if isinstance(n_total, bool) or not isinstance(n_total, int) or n_total < 0:
         raise ConfigError("reward.undersample_n", f"n_total {n_total!r} must be an int >= 0")
@@ -87,7 +87,7 @@ def apply_loss_weights(
     constant: float | None = None,
     mode: str = "scaled",
 ) -> list[Record]:
-    """Per-example loss weights for the low bucket (`wgt_s_<s>`, `wgt_<c>`; METHODS §3.7).
+    """Per-example loss weights for the low bucket (`wgt_s_<s>`, `wgt_<c>`; docs/methods.md §3.7).
 
     W = N_train / N_under, with N_train = len(records) and N_under the low-bucket count, both
     counted on the records given (so after sampling and augmentation): 42,956 / 8,208 = 5.23
@@ -179,7 +179,7 @@ def apply_variant(
     """Apply a parsed variant in the order augment, oversample, undersample, weights.
 
     `augmenter` is anything with `.augment(records) -> new records` (a ParaphraseAugmenter); its
-    output is added on top of the originals (METHODS §3.7), so later steps see it too.
+    output is added on top of the originals (docs/methods.md §3.7), so later steps see it too.
     """
     out = _prepared(records)
     if variant.get("augment"):

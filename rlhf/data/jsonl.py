@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from rlhf.core.atomic import publish_file
 from rlhf.core.errors import DataError
 
 
@@ -57,17 +56,11 @@ def iter_source(source: str | Path, split: str = "train", name: str | None = Non
 
 
 def write_jsonl_atomic(path: str | Path, records: Iterable[dict]) -> Path:
-    """Write to a temp file in the same folder and rename: a killed run never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """One JSON object per line, published in one rename (rlhf.core.atomic): a killed run never
+    leaves half a file that a later step would trust."""
+
+    def write(handle) -> None:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    return publish_file(path, write, text=True)

@@ -1,4 +1,4 @@
-"""Source mixtures (ICE-GRT in-domain + general blend, 001 §3.1; no ratio given -> config)."""
+"""Source mixtures (ICE-GRT in-domain + general blend, ICE-GRT §3.1; no ratio given -> config)."""
 
 from __future__ import annotations
 

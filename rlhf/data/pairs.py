@@ -1,8 +1,8 @@
 """Turn one prompt's ranked replies into (chosen, rejected) index pairs for the preference RM.
 
 Ranks are ints per reply, 0 = best, lower is better; equal ranks are ties; None marks a reply
-nobody ranked and is ignored. A tie never yields a pair (METHODS §3.3 [default]). Which pairs a
-K-way ranking yields is the `reward.pairs` strategy (METHODS §8.2): ICE-GRT pairs the two best
+nobody ranked and is ignored. A tie never yields a pair (docs/methods.md §3.3 [default]). Which pairs a
+K-way ranking yields is the `reward.pairs` strategy (docs/methods.md §8.2): ICE-GRT pairs the two best
 with the two worst, the thesis uses every ordered pair.
 """
 
@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from rlhf.core.errors import ConfigError, DataError
+from rlhf.data.tideman import tideman_ranks
 
 Ranks = Sequence[int | None]
 Pair = tuple[int, int]
@@ -50,7 +51,7 @@ def top2_bottom2_pairs(ranks: Ranks) -> list[Pair]:
     "Among the two best" means fewer than two replies are strictly better, and "among the two
     worst" fewer than two strictly worse; so the result does not depend on the order the replies
     are listed in, and a tie at the border admits every tied reply. For K = 5 the middle reply is
-    unused (METHODS §3.3 [inferred]).
+    unused (docs/methods.md §3.3 [inferred]).
 
     For K < 4 the two sets would overlap, so each shrinks to n = K // 2 replies: K = 2 or 3 gives
     the single best-vs-worst pair, K < 2 gives nothing. This keeps the ICE-GRT intent of pairing
@@ -117,7 +118,7 @@ def _mean_ranking(rankings: Sequence[Sequence[int]]) -> list[int]:
 
 
 def consensus_ranking(rankings: Sequence[Sequence[int]], method: str = "tideman") -> list[int]:
-    """Merge several labelers' rankings of the same K replies into one (METHODS §3.3, §8.3 item 2).
+    """Merge several labelers' rankings of the same K replies into one (docs/methods.md §3.3, §8.3.2).
 
     ICE-GRT has 3 labelers per prompt and does not say how they are combined; the default is
     Tideman ranked pairs (the thesis's merge for human votes), "mean_rank" is the alternative.
@@ -133,8 +134,6 @@ def consensus_ranking(rankings: Sequence[Sequence[int]], method: str = "tideman"
             if isinstance(r, bool) or not isinstance(r, int) or r < 0:
                 raise DataError(f"ranking {n}, reply {i}: rank {r!r}; a consensus needs an int rank >= 0 for every reply")
     if method == "tideman":
-        from rlhf.evaluate.ranking import tideman_ranks
-
         ballots = [{i: r + 1 for i, r in enumerate(ranking)} for ranking in rankings]
         merged = tideman_ranks(ballots, candidates=list(range(k)))
         return [merged[i] - 1 for i in range(k)]

@@ -1,6 +1,6 @@
 """Paraphrase augmentation of under-represented replies with similarity-adjusted labels.
 
-Thesis §5.3.1, Algorithm 1 (METHODS §3.7 `augment`): the SFT model rewrites a low-quality reply
+Thesis §5.3.1, Algorithm 1 (docs/methods.md §3.7 `augment`): the SFT model rewrites a low-quality reply
 in a clearer, more concise form; the rewrite is paired with the original prompt and gets the
 original score lowered by how far the rewrite drifted from the original (sentence-embedding
 cosine, and no similarity at all if the language changed). The augmented examples are added on
@@ -53,7 +53,7 @@ def detect_language(text: str) -> str:
 def similarity_adjusted_score(score: float, cosine: float, same_language: bool, alpha: float = 0.5) -> float:
     """s_adj = clip(s · (1 − α · (1 − sim)), 0, 1), sim = clip(cos, 0, 1), or 0 across languages.
 
-    The seed gives no formula (METHODS §3.7, §8.3 item 13): this one never raises a score, lowers
+    The seed gives no formula (docs/methods.md §3.7, §8.3.13): this one never raises a score, lowers
     it by at most the fraction α, and leaves a perfect paraphrase at its original score.
     """
     if not 0.0 <= alpha <= 1.0:

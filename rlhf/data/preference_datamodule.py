@@ -1,4 +1,4 @@
-"""Preference data: ranked groups -> one row per response + a pair index (METHODS §3.3).
+"""Preference data: ranked groups -> one row per response + a pair index (docs/methods.md §3.3).
 
 Every source becomes groups {"prompt", "responses", "ranks"} (rlhf.data.sources: HH-RLHF and flat
 pairs are groups of two ranked [0, 1]; OASST siblings keep their ranks). The configured pair
@@ -18,8 +18,8 @@ from rlhf.data.pairs import build_pairs
 from rlhf.data.reward_data import RewardDataModule
 from rlhf.data.source_spec import load_source
 from rlhf.data.templates import get_template, tokenize_prompt_group, tokenize_prompt_response
-from rlhf.core.errors import ConfigError, DataError
-from rlhf.core.models import load_backbone_tokenizer
+from rlhf.core.errors import DataError
+from rlhf.data.config import PreferenceDataConfig
 
 
 def check_group(record: dict, index: int) -> None:
@@ -38,15 +38,12 @@ def group_pairs(record: dict, strategy: str, rank_gap_margin: float) -> tuple[li
     """Pairs of one group, minus pairs whose two texts are identical (a tie in all but name).
 
     With rank_gap_margin m > 0 each pair's margin is m · (rank_l − rank_w), a per-pair margin for
-    the ranking loss (ICE-GRT §3.2 leaves m open; METHODS §8.3 item 1).
+    the ranking loss (ICE-GRT §3.2 leaves m open; docs/methods.md §8.3.1).
     """
     pairs = [(c, r) for c, r in build_pairs(record["ranks"], strategy)
              if record["responses"][c] != record["responses"][r]]
     margins = [rank_gap_margin * (record["ranks"][r] - record["ranks"][c]) for c, r in pairs]
     return pairs, margins
-
-
-TRUNCATIONS = ("group", "per_response")
 
 
 class PreferenceCollator:
@@ -90,30 +87,26 @@ class PreferenceCollator:
 
 
 class PreferenceDataModule(RewardDataModule):
-    def __init__(self, model: dict, sources: list[dict], pairs: str = "all_pairs", template: str = "chatml",
-                 max_length: int = 2048, min_prompt_tokens: int = 256, val_fraction: float = 0.1,
-                 batch_size: int = 8, eval_batch_size: int | None = None, rank_gap_margin: float = 0.0,
-                 padding_side: str = "right", truncation: str = "group", shared_prefix: bool = True,
-                 num_workers: int = 0, seed: int = 0):
-        super().__init__(model, sources, template, max_length, min_prompt_tokens, val_fraction, batch_size,
-                         eval_batch_size, padding_side, num_workers, seed)
-        if truncation not in TRUNCATIONS:
-            raise ConfigError("data.truncation", f"{truncation!r}; allowed: {', '.join(TRUNCATIONS)}")
-        self.pairs = pairs
-        self.rank_gap_margin = rank_gap_margin
-        self.truncation = truncation
-        self.shared_prefix = shared_prefix
+    CONFIG = PreferenceDataConfig
+
+    def __init__(self, tokenizer, **settings):
+        super().__init__(tokenizer, **settings)
+        self.pairs = self.cfg.pairs
+        self.rank_gap_margin = self.cfg.rank_gap_margin
+        self.truncation = self.cfg.truncation
+        self.shared_prefix = self.cfg.shared_prefix
 
     def load_groups(self) -> list[dict]:
         groups = []
-        for spec in self.sources:
-            groups.extend(load_source(spec, kind="preference", seed=self.seed))
+        for i, spec in enumerate(self.sources):
+            groups.extend(load_source(spec, kind="preference", seed=self.seed, key=f"data.sources.{i}"))
         for i, record in enumerate(groups):
             check_group(record, i)
         return groups
 
     def encode(self, record: dict, template) -> dict | None:
-        """Token ids per response (thesis truncation, METHODS §3.2) and the group's pairs; None if no pair.
+        """Token ids per response (thesis truncation, docs/methods.md §3.2) and the group's pairs;
+        None if no pair.
 
         `truncation=group` cuts the prompt once for the group (rlhf.data.templates.tokenize_prompt_group);
         `per_response` cuts it for each response on its own, as the RM scorer does at inference.
@@ -135,8 +128,7 @@ class PreferenceDataModule(RewardDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        self.tokenizer = load_backbone_tokenizer(self.model_spec)
-        template = get_template(self.template_name, self.tokenizer.eos_token)
+        template = get_template(self.template_name, self.require_tokenizer().eos_token)
         train, val = split_train_val(self.load_groups(), self.val_fraction, self.seed)
         self.train_set = [g for g in (self.encode(r, template) for r in train) if g is not None]
         self.val_set = [g for g in (self.encode(r, template) for r in val) if g is not None]

@@ -1,4 +1,4 @@
-"""Probe ranking test for reward models (thesis §5.3.2, Tables 24-27; METHODS §3.8).
+"""Probe ranking test for reward models (thesis §5.3.2, Tables 24-27; docs/methods.md §3.8).
 
 Each probe prompt has four replies of falling quality: best, weak (on topic but poor), off-topic
 (fluent but answers something else) and nonsense. A good RM scores them in that order; the thesis
@@ -86,7 +86,7 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def probe_metrics(scores_per_prompt: Sequence[Sequence[float]]) -> dict[str, float]:
-    """Exact-order rate and mean Kendall τ_b against the intended order (METHODS §3.8 [default]).
+    """Exact-order rate and mean Kendall τ_b against the intended order (docs/methods.md §3.8 [default]).
 
     scores_per_prompt[p] lists the RM's scores of prompt p's replies in PROBE_ORDER (best first;
     any length >= 2). exact_order_rate = share of prompts with strictly falling scores (a tie

@@ -1,4 +1,4 @@
-"""RL prompts for PPO (artifact A8, METHODS §4.2) and the optional PTX stream (METHODS §4.9).
+"""RL prompts for PPO (artifact A8, docs/methods.md §4.2) and the optional PTX stream (docs/methods.md §4.9).
 
 Batches are plain lists — `{"ids": [str], "prompts": [messages], "input_ids": [[int]]}` — since
 rollout pads them itself. The loaders shard by rank themselves and carry their position in their
@@ -16,9 +16,10 @@ from rlhf.data.collate import CausalLMCollator
 from rlhf.data.resumable_loader import ResumableLoader, permutation, rank_and_world
 from rlhf.data.source_spec import load_source
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
-from rlhf.core.errors import DataError
-from rlhf.core.models import load_backbone_tokenizer
-from rlhf.rl.rollout import encode_prompt
+from rlhf.core.errors import ConfigError, DataError
+from rlhf.core.schema import as_config
+from rlhf.data.config import PromptDataConfig
+from rlhf.data.prompt_encoding import encode_prompt
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class PromptLoader(ResumableLoader):
 
 
 class PTXStream:
-    """Endless SFT batches for the PTX term, cycling independently of the prompts (METHODS §4.9)."""
+    """Endless SFT batches for the PTX term, cycling independently of the prompts (docs/methods.md §4.9)."""
 
     def __init__(self, examples: list[dict], batch_size: int, pad_token_id: int, seed: int = 0):
         if not examples:
@@ -63,31 +64,34 @@ class PTXStream:
 
 
 class PromptDataModule(L.LightningDataModule):
-    def __init__(self, model: dict, sources: list[dict], template: str = "chatml", batch_size: int = 16,
-                 max_prompt_tokens: int | None = 1024, overlong: str = "drop", shuffle: bool = True,
-                 seed: int = 0, ptx: dict | None = None):
+    """`tokenizer` is the stage module's own (the policy's); the settings are PromptDataConfig's fields."""
+
+    def __init__(self, tokenizer, **settings):
         super().__init__()
-        self.model_spec = dict(model)
-        self.sources = [dict(s) for s in sources]
-        self.template_name = template
-        self.batch_size = batch_size
-        self.max_prompt_tokens = max_prompt_tokens
-        self.overlong = overlong
-        self.shuffle = shuffle
-        self.seed = seed
-        self.ptx_cfg = dict(ptx) if ptx and ptx.get("sources") else None
-        self.tokenizer = None
+        self.cfg = cfg = as_config(PromptDataConfig, settings, "data")
+        self.tokenizer = tokenizer
+        self.sources = list(cfg.sources)
+        self.template_name = cfg.template
+        self.batch_size = cfg.batch_size
+        self.max_prompt_tokens = cfg.max_prompt_tokens
+        self.overlong = cfg.overlong
+        self.shuffle = cfg.shuffle
+        self.seed = cfg.seed
+        self.ptx_cfg = cfg.ptx if cfg.ptx is not None and cfg.ptx.sources else None
         self.records: list[dict] | None = None
         self.ptx_examples: list[dict] | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.records is not None:
             return
-        self.tokenizer = load_backbone_tokenizer(self.model_spec)
+        if self.tokenizer is None:
+            raise ConfigError("data", "PromptDataModule was built without a tokenizer: pass the stage module's "
+                                      "(rlhf.train.fit does: instantiate(cfg.data, tokenizer=module.tokenizer))")
         template = get_template(self.template_name, self.tokenizer.eos_token)
         self.records, dropped = [], 0
         for index, spec in enumerate(self.sources):
-            for number, record in enumerate(load_source(spec, kind="prompt", seed=self.seed)):
+            records = load_source(spec, kind="prompt", seed=self.seed, key=f"data.sources.{index}")
+            for number, record in enumerate(records):
                 ids = encode_prompt(self.tokenizer, template, record["prompt"], self.max_prompt_tokens, self.overlong)
                 if ids is None:
                     dropped += 1
@@ -103,11 +107,10 @@ class PromptDataModule(L.LightningDataModule):
             self.ptx_examples = self._ptx_examples(template)
 
     def _ptx_examples(self, template) -> list[dict]:
-        max_length = int(self.ptx_cfg.get("max_length", 512))
         examples = []
-        for spec in self.ptx_cfg["sources"]:
-            for record in load_source(dict(spec), kind="conversation", seed=self.seed):
-                encoded = tokenize_conversation(self.tokenizer, record["messages"], template, max_length)
+        for index, spec in enumerate(self.ptx_cfg.sources):
+            for record in load_source(spec, kind="conversation", seed=self.seed, key=f"data.ptx.sources.{index}"):
+                encoded = tokenize_conversation(self.tokenizer, record["messages"], template, self.ptx_cfg.max_length)
                 if any(label != IGNORE_INDEX for label in encoded["labels"]):
                     examples.append(encoded)
         return examples
@@ -118,5 +121,5 @@ class PromptDataModule(L.LightningDataModule):
     def ptx_stream(self) -> PTXStream | None:
         if self.ptx_cfg is None:
             return None
-        return PTXStream(self.ptx_examples, int(self.ptx_cfg.get("batch_size", self.batch_size)),
-                         self.tokenizer.pad_token_id, self.seed)
+        return PTXStream(self.ptx_examples, self.ptx_cfg.batch_size or self.batch_size, self.tokenizer.pad_token_id,
+                         self.seed)

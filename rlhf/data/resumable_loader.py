@@ -1,5 +1,5 @@
 """Shuffled training batches whose position survives a checkpoint, so a stop mid-epoch resumes
-at the very next batch instead of a new shuffle (issue 8 §1).
+at the very next batch instead of a new shuffle.
 
 Lightning saves and restores any train loader that has `state_dict`/`load_state_dict`; a plain
 `DataLoader` has neither. `ResumableLoader` draws one permutation per epoch from `seed + epoch`,

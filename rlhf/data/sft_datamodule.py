@@ -11,31 +11,27 @@ from rlhf.data.mixture import mix_sources, split_train_val
 from rlhf.data.source_spec import load_source
 from rlhf.data.split_datamodule import SplitDataModule
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
-from rlhf.core.errors import ConfigError, DataError
-from rlhf.core.models import load_backbone_tokenizer
+from rlhf.core.errors import DataError
+from rlhf.data.config import SFTDataConfig
 
 log = logging.getLogger(__name__)
-INVALID_ACTIONS = ("skip", "error")
 
 
 class SFTDataModule(SplitDataModule):
-    def __init__(self, model: dict, sources: list[dict], template: str = "chatml", max_length: int = 2048,
-                 val_fraction: float = 0.05, batch_size: int = 4, eval_batch_size: int | None = None,
-                 mixture_total: int | None = None, num_workers: int = 0, seed: int = 0, invalid: str = "skip"):
-        if invalid not in INVALID_ACTIONS:
-            raise ConfigError("data.invalid", f"must be one of {list(INVALID_ACTIONS)}, got {invalid!r}")
-        super().__init__(model, sources, template, max_length, val_fraction, batch_size, eval_batch_size,
-                         num_workers, seed)
-        self.mixture_total = mixture_total
-        self.invalid = invalid   # empty response / no response token left after truncation: skip (logged) or error
+    CONFIG = SFTDataConfig
+
+    def __init__(self, tokenizer, **settings):
+        super().__init__(tokenizer, **settings)
+        self.mixture_total = self.cfg.mixture_total
+        self.invalid = self.cfg.invalid   # empty response / no response token left after truncation: skip (logged) or error
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
-        self.tokenizer = load_backbone_tokenizer(self.model_spec)
-        template = get_template(self.template_name, self.tokenizer.eos_token)
-        groups = [load_source(spec, kind="conversation", seed=self.seed) for spec in self.sources]
-        weights = [float(spec.get("weight", 1.0)) for spec in self.sources]
+        template = get_template(self.template_name, self.require_tokenizer().eos_token)
+        groups = [load_source(spec, kind="conversation", seed=self.seed, key=f"data.sources.{i}")
+                  for i, spec in enumerate(self.sources)]
+        weights = [float(spec.weight) for spec in self.sources]
         records = mix_sources(groups, weights, self.mixture_total, self.seed)
         train, val = split_train_val(records, self.val_fraction, self.seed)
 

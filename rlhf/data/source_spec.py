@@ -1,4 +1,5 @@
-"""A data source named in config: a file or hub id read through an adapter, or a built-in set.
+"""A data source named in config (rlhf.data.config.SourceConfig): a file or hub id read through an
+adapter, or a built-in set.
 
 ```yaml
 - path: ${paths.data_dir}/sft/alpaca_data_5000.jsonl.gz   # or a hub id
@@ -12,10 +13,12 @@
 
 from __future__ import annotations
 
-from rlhf.data.sources import load_records
-from rlhf.core.errors import ConfigError
+from collections.abc import Mapping
 
-RESERVED = {"path", "adapter", "weight", "limit", "split", "builtin", "n"}
+from rlhf.core.errors import ConfigError
+from rlhf.core.schema import as_config
+from rlhf.data.config import SourceConfig
+from rlhf.data.sources import load_records
 
 
 def _builtin(name: str, kind: str, n: int | None, seed: int) -> list[dict]:
@@ -29,13 +32,13 @@ def _builtin(name: str, kind: str, n: int | None, seed: int) -> list[dict]:
     return [{"prompt": r["prompt"], "source": "demo", "id": r["id"]} for r in demo_task.demo_prompts(split, n, seed)]
 
 
-def load_source(spec: dict, kind: str, seed: int = 0) -> list[dict]:
-    spec = dict(spec)
-    if spec.get("builtin"):
-        return _builtin(spec["builtin"], kind, spec.get("n"), seed)
-    if not spec.get("path"):
-        raise ConfigError("data.sources", f"each source needs 'path' (+ 'adapter') or 'builtin', got {sorted(spec)}")
-    if not spec.get("adapter"):
-        raise ConfigError("data.sources.adapter", f"source {spec['path']} names no adapter")
-    extra = {k: v for k, v in spec.items() if k not in RESERVED}
-    return load_records(spec["path"], spec["adapter"], split=spec.get("split", "train"), limit=spec.get("limit"), **extra)
+def load_source(spec: SourceConfig | Mapping, kind: str, seed: int = 0, key: str = "data.sources") -> list[dict]:
+    """Records of one source; `spec` is checked as a SourceConfig (`key` names it in errors)."""
+    spec = as_config(SourceConfig, spec, key)
+    if spec.builtin:
+        return _builtin(spec.builtin, kind, spec.n, seed)
+    if not spec.path:
+        raise ConfigError(key, "each source needs 'path' (+ 'adapter') or 'builtin'")
+    if not spec.adapter:
+        raise ConfigError(f"{key}.adapter", f"source {spec.path} names no adapter")
+    return load_records(spec.path, spec.adapter, split=spec.split, limit=spec.limit, **spec.adapter_kwargs())

@@ -1,6 +1,6 @@
 """One adapter per source format, each yielding the project's canonical records.
 
-Canonical shapes (METHODS §1.3):
+Canonical shapes (docs/methods.md §1.3):
 - conversation (SFT, A1): {"messages": [{"role", "content"}...], "source"}
 - preference group (A5):  {"prompt": messages, "responses": [str], "ranks": [int|None], "source"}
   (ranks: 0 = best; a chosen/rejected pair is a group of two with ranks [0, 1])
@@ -39,7 +39,7 @@ def _qa(question: str, answer: str, source: str) -> dict:
 
 
 def alpaca(record, where) -> Iterator[dict]:
-    """Alpaca: instruction (+ optional input) -> output (002 §5.1.1)."""
+    """Alpaca: instruction (+ optional input) -> output (thesis §5.1.1)."""
     instruction = _field(record, "instruction", where)
     extra = record.get("input") or ""
     question = f"{instruction}\n\n{extra}" if extra.strip() else instruction
@@ -47,7 +47,7 @@ def alpaca(record, where) -> Iterator[dict]:
 
 
 def dolly(record, where) -> Iterator[dict]:
-    """Dolly-15k: the `context` column is ignored and all categories are treated alike (002 §5.1.1)."""
+    """Dolly-15k: the `context` column is ignored and all categories are treated alike (thesis §5.1.1)."""
     yield _qa(_field(record, "instruction", where), _field(record, "response", where), "dolly")
 
 
@@ -77,7 +77,7 @@ def _usable(message: dict) -> bool:
 
 
 def oasst_threads(record, where, languages: tuple[str, ...] | None = None) -> Iterator[dict]:
-    """SFT threads that follow the top-ranked reply at each step (002 §5.1.1).
+    """SFT threads that follow the top-ranked reply at each step (thesis §5.1.1).
 
     At each node the reply with the lowest rank is followed (unranked replies only when no
     sibling is ranked); every thread that reaches an assistant leaf is emitted once.
@@ -117,7 +117,7 @@ def oasst_ranked(record, where, languages: tuple[str, ...] | None = None) -> Ite
 
 
 def oasst_prompts(record, where, languages: tuple[str, ...] | None = None) -> Iterator[dict]:
-    """RL prompts: threads ending with a user turn, including root-only trees (002 §5.1.3)."""
+    """RL prompts: threads ending with a user turn, including root-only trees (thesis §5.1.3)."""
     for group in oasst_threads(record, where, languages):
         messages = group["messages"]
         for i, message in enumerate(messages):

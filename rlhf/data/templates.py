@@ -1,4 +1,4 @@
-"""Prompt templates and response-only label masks (METHODS §2.1, §2.2, §3.2).
+"""Prompt templates and response-only label masks (docs/methods.md §2.1, §2.2, §3.2).
 
 A conversation is rendered as a list of segments, each flagged trainable or not, and each segment
 is tokenized on its own. The label mask is then exact by construction: no re-tokenization of the
@@ -27,7 +27,7 @@ class Segment:
 
 
 class ChatMLTemplate:
-    """Thesis template (002 §5.1.1, Fig. 15); multi-turn threads repeat the block per turn."""
+    """Thesis template (thesis §5.1.1, Fig. 15); multi-turn threads repeat the block per turn."""
 
     name = "chatml"
     generation_prefix = "<|im_start|>assistant\n"
@@ -39,7 +39,7 @@ class ChatMLTemplate:
             role, content = message["role"], message["content"]
             if role == "assistant":
                 out.append(Segment(self.generation_prefix, False))
-                # The closing <|im_end|> carries loss so the model learns to stop (METHODS §2.2).
+                # The closing <|im_end|> carries loss so the model learns to stop (docs/methods.md §2.2).
                 out.append(Segment(content + "<|im_end|>", True))
                 out.append(Segment("\n", False))
             else:
@@ -51,9 +51,9 @@ class ChatMLTemplate:
 
 
 class IceGrtTemplate:
-    """ICE-GRT template, verbatim (001 §3.1): `<preamble> ### USER: <INPUT> ASSISTANT: <OUTPUT>`.
+    """ICE-GRT template, verbatim (ICE-GRT §3.1): `<preamble> ### USER: <INPUT> ASSISTANT: <OUTPUT>`.
 
-    The seed gives no multi-turn form; turns repeat Vicuna-style (METHODS §2.1 [default]).
+    The seed gives no multi-turn form; turns repeat Vicuna-style (docs/methods.md §2.1 [default]).
     A system message replaces the preamble. The response is followed by EOS, which carries loss.
     """
 
@@ -103,7 +103,7 @@ def tokenize_conversation(tokenizer: PreTrainedTokenizerBase, messages: list[dic
                           max_length: int | None = None) -> dict[str, list[int]]:
     """Token ids and labels for SFT; every assistant turn carries loss, everything else is -100.
 
-    Over-long threads are cut from the right (METHODS §2.5 [default] for SFT).
+    Over-long threads are cut from the right (docs/methods.md §2.5 [default] for SFT).
     """
     input_ids: list[int] = []
     labels: list[int] = []
@@ -118,7 +118,7 @@ def tokenize_conversation(tokenizer: PreTrainedTokenizerBase, messages: list[dic
 
 def truncate_prompt_response(prompt_ids: list[int], response_ids: list[int], max_length: int,
                              min_prompt_tokens: int) -> tuple[list[int], list[int]]:
-    """Thesis rule (002 §5.3, METHODS §3.2): the prompt keeps at least `min_prompt_tokens` and is
+    """Thesis rule (thesis §5.3, docs/methods.md §3.2): the prompt keeps at least `min_prompt_tokens` and is
     cut from its beginning so the latest context survives; the response fills the rest and only
     its tail is dropped when it alone exceeds `max_length - min_prompt_tokens`."""
     if min_prompt_tokens >= max_length:

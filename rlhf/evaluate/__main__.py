@@ -1,4 +1,5 @@
-"""`python -m rlhf.evaluate {generate,judge,stats,report,agreement,gsm8k,benchmarks} ...` (METHODS §5).
+"""`python -m rlhf.evaluate {generate,judge,stats,report,agreement,gsm8k,benchmarks} ...`
+(docs/methods.md §5).
 
 generate    answer prompt sets with one checkpoint              -> generations JSONL
 judge       compare two generations files (LLM / RM / simulated) -> judgments JSONL
@@ -14,9 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from rlhf.core.errors import RLHFError
+from rlhf.core.errors import RLHFError, exit_on_error
 
 
 def _generate(args) -> None:
@@ -49,7 +49,7 @@ def _judge(args) -> None:
         llm_options = {"swap_positions": args.positions == "both", "random_order": args.positions == "random",
                        "api_key_env": args.api_key_env, "max_retries": args.max_retries}
         if args.judge_prompt:
-            from rlhf.evaluate.llm_judge import load_fastchat_judge_prompt
+            from rlhf.annotators.llm_judge import load_fastchat_judge_prompt
             from rlhf.evaluate.prompt_sets import default_data_dir
 
             prompt_file = args.judge_prompt_file or default_data_dir() / "eval" / "llm_judge_prompts.jsonl.gz"
@@ -113,10 +113,11 @@ def _benchmarks(args) -> None:
 def _add_stats_options(parser) -> None:
     parser.add_argument("--judgments", nargs="+", required=True, help="judgments JSONL file(s)")
     parser.add_argument("--ties", choices=("half", "exclude"), default="half",
-                        help="ties count half a win (AlpacaEval, METHODS §5.3) or leave n")
+                        help="ties count half a win (AlpacaEval, docs/methods.md §5.3) or leave n")
     parser.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples for a percentile CI (0: off)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--ddof", type=int, default=0, help="1 reproduces thesis Table 23 (METHODS §5.4)")
+    parser.add_argument("--ddof", type=int, default=0,
+                        help="1 reproduces thesis Table 23 (docs/methods.md §5.4)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -162,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
     judge.add_argument("--positions", choices=("both", "random", "fixed"), default="both",
                        help="both orders, a win only when they agree (default); one seeded random order per "
-                       "prompt (the thesis's AlpacaEval setup, METHODS §5.3); or always A first")
+                       "prompt (the thesis's AlpacaEval setup, docs/methods.md §5.3); or always A first")
     judge.add_argument("--max-retries", type=int, default=3)
     judge.add_argument("--judge-prompt", help="FastChat judge prompt name, e.g. pair-v2")
     judge.add_argument("--judge-prompt-file", help="default: <data dir>/eval/llm_judge_prompts.jsonl.gz")
@@ -212,8 +213,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except RLHFError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    exit_on_error(main)()

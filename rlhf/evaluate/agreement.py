@@ -1,4 +1,4 @@
-"""Agreement of a reward model with a judge or with human rankings (thesis Tables 12-14; METHODS §5.7).
+"""Agreement of an RM with a judge or with human rankings (thesis Tables 12-14; docs/methods.md §5.7).
 
 agreement = (# comparisons where the RM prefers the same response as the reference) / (# comparisons)
 Reference ties are left out by default (a tie names no preferred response); with

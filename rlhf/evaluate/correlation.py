@@ -1,4 +1,4 @@
-"""Reward-length correlation (thesis §6.2, Fig. 27; METHODS §5.6): Pearson and Spearman.
+"""Reward-length correlation (thesis §6.2, Fig. 27; docs/methods.md §5.6): Pearson and Spearman.
 
 The thesis reports 0.26 (absolute RM) and 0.15 (preference RM) without naming the coefficient or
 the length unit; we report both coefficients and make the unit a choice (characters or words).

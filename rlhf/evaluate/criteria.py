@@ -1,4 +1,4 @@
-"""ICE-GRT manual annotation score: eight weighted criteria (001 §4.3, Tables 2-3; METHODS §5.2).
+"""ICE-GRT manual annotation score: eight weighted criteria (ICE-GRT §4.3, Tables 2-3; docs/methods.md §5.2).
 
 Each response is rated per criterion as positive (5), neutral (2) or negative (0).
   criterion score  = mean rating / 5, in %                      [inferred]
@@ -9,13 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from rlhf.annotators.criteria import ICE_GRT_WEIGHTS
 from rlhf.core.errors import DataError
 
-ICE_GRT_WEIGHTS: dict[str, int] = {
-    "clarity": 6, "accuracy": 6, "completeness": 6,
-    "safety": 3, "courtesy": 3, "comfortableness": 3,
-    "conciseness": 1, "context": 1,
-}
 RATING_VALUES: dict[str, int] = {"positive": 5, "neutral": 2, "negative": 0}
 MAX_RATING = 5
 

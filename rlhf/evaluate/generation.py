@@ -1,12 +1,12 @@
 """Responses of one checkpoint to evaluation prompt sets, with decoding settings fixed and recorded.
 
-Every system compared in METHODS §5.3-§5.5 must answer the same prompts under the same decoding
+Every system compared in docs/methods.md §5.3-§5.5 must answer the same prompts under the same decoding
 settings, so the settings travel with each output row:
     {"id", "dataset", "prompt", "response", "model", "decoding": {...}} (+ "category", "reference",
     and "followup_responses" for MT-bench's later turns).
-Prompts are encoded segment by segment exactly as the training templates encode them
-(rlhf.data.templates), batched with left padding so that every row's last prompt token sits at the
-same position, and cut from the left when longer than `max_prompt_tokens` (latest context survives).
+Prompts are encoded and left-padded by rlhf.data.prompt_encoding, the encoder PPO rollouts use
+(segment by segment, exactly as the training templates encode them), and cut from the left when
+longer than `max_prompt_tokens` (latest context survives).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from rlhf.data.jsonl import write_jsonl_atomic
+from rlhf.data.prompt_encoding import encode_prompt, left_pad
 from rlhf.data.templates import get_template
 from rlhf.core.errors import ConfigError
 
@@ -27,7 +28,7 @@ DEFAULT_TINY_TOKENIZER = "embedded:smollm2-135m"
 @dataclass(frozen=True)
 class DecodingSettings:
     """Greedy by default: evaluation outputs should not depend on sampling luck unless asked
-    (the thesis samples for its human study, METHODS §5.8, which `do_sample=True` + `seed` covers)."""
+    (the thesis samples for its human study, docs/methods.md §5.8, which `do_sample=True` + `seed` covers)."""
 
     max_new_tokens: int = 256
     do_sample: bool = False
@@ -47,25 +48,6 @@ class DecodingSettings:
             raise ConfigError("evaluate.decoding.max_prompt_tokens", f"must be >= 1, got {self.max_prompt_tokens}")
 
 
-def encode_prompt(tokenizer, messages: list[dict], template, max_prompt_tokens: int) -> list[int]:
-    """Prompt ids ending with the template's assistant prefix, left-truncated to the budget."""
-    texts = [s.text for s in template.segments(messages, eos_token=tokenizer.eos_token)] + [template.generation_prefix]
-    ids = [t for text in texts for t in tokenizer(text, add_special_tokens=False)["input_ids"]]
-    return ids[-max_prompt_tokens:]
-
-
-def left_pad(sequences: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """input_ids and attention_mask [B, max_len], real tokens right-aligned."""
-    width = max(len(s) for s in sequences)
-    input_ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, ids in enumerate(sequences):
-        if ids:
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention_mask[row, width - len(ids):] = 1
-    return input_ids, attention_mask
-
-
 def decode_response(tokenizer, new_ids: Sequence[int], stop_strings: Sequence[str]) -> str:
     """Text up to the first EOS id, then up to the first stop string (templates may close a turn
     with a string the tokenizer does not treat as EOS)."""
@@ -81,11 +63,18 @@ def decode_response(tokenizer, new_ids: Sequence[int], stop_strings: Sequence[st
     return text.strip()
 
 
+def encode_batch(tokenizer, prompts: Sequence[list[dict]], decoding: DecodingSettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-padded input_ids and attention_mask of the prompts: rlhf.data.prompt_encoding, as PPO
+    rollouts encode them, cut from the left instead of dropped (every prompt must be answered)."""
+    template = get_template(decoding.template, tokenizer.eos_token)
+    encoded = [encode_prompt(tokenizer, template, p, decoding.max_prompt_tokens, overlong="truncate") for p in prompts]
+    return left_pad(encoded, tokenizer.pad_token_id)
+
+
 @torch.no_grad()
 def generate_batch(model, tokenizer, prompts: Sequence[list[dict]], decoding: DecodingSettings) -> list[str]:
     template = get_template(decoding.template, tokenizer.eos_token)
-    encoded = [encode_prompt(tokenizer, p, template, decoding.max_prompt_tokens) for p in prompts]
-    input_ids, attention_mask = left_pad(encoded, tokenizer.pad_token_id)
+    input_ids, attention_mask = encode_batch(tokenizer, prompts, decoding)
     device = next(model.parameters()).device
     options = {"max_new_tokens": decoding.max_new_tokens, "do_sample": decoding.do_sample,
                "pad_token_id": tokenizer.pad_token_id, "eos_token_id": tokenizer.eos_token_id}

@@ -1,4 +1,4 @@
-"""GSM8K exact-match accuracy on the final number (ICE-GRT Table 1 reports GSM8K, METHODS §5.1).
+"""GSM8K exact-match accuracy on the final number (ICE-GRT Table 1 reports GSM8K, docs/methods.md §5.1).
 
 A model's answer counts as correct when the number it ends on equals the gold number after
 `####`. Which number is "the final one" is decided in this order:

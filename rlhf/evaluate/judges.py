@@ -1,9 +1,9 @@
-"""Score-based pairwise judges: a reward model or the simulated annotator (METHODS §5.3, §5.7, §8.3 item 20).
+"""Score-based pairwise judges: an RM or the simulated annotator (docs/methods.md §5.3, §5.7, §8.3.20).
 
-Both prefer the response with the higher score. Every judge here and in `llm_judge` offers
-`name`, `compare(prompt, a, b) -> "a" | "b" | "tie"` and `judge_batch(prompts, as, bs) -> list[dict]`
-(each dict has "winner" plus what the judge saw, e.g. the two scores, so the same judgments file
-feeds agreement and reward-length analyses). `build_judge` imports the heavy backends lazily.
+Both prefer the response with the higher score. Every judge here and the LLM judge
+(rlhf.annotators.llm_judge.LLMJudge) offer `name`, `compare(prompt, a, b) -> "a" | "b" | "tie"` and
+`judge_batch(prompts, as, bs) -> list[dict]` (each dict has "winner" plus what the judge saw, e.g.
+the two scores, so the same judgments file feeds agreement and reward-length analyses). `build_judge` imports the heavy backends lazily.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ JUDGE_KINDS = ("llm", "reward_model", "simulated")
 
 def preference_from_scores(score_a: float, score_b: float, tie_margin: float = 0.0) -> str:
     """'a' if s_a - s_b > margin, 'b' if s_b - s_a > margin, else 'tie' (the higher score is
-    preferred, METHODS §5.7)."""
+    preferred, docs/methods.md §5.7)."""
     if score_a - score_b > tie_margin:
         return "a"
     if score_b - score_a > tie_margin:
@@ -39,7 +39,8 @@ def _floats(values, expected: int, who: str) -> list[float]:
 
 
 class RewardModelJudge:
-    """Any object with `score(prompts, responses) -> tensor [B]` (the reward protocol in CONTRACTS.md)."""
+    """Any object with `score(prompts, responses) -> tensor [B]` (the reward protocol of
+    rlhf/rewards/build.py)."""
 
     def __init__(self, scorer, tie_margin: float = 0.0, name: str = "reward_model"):
         if not callable(getattr(scorer, "score", None)):
@@ -94,7 +95,7 @@ def build_judge(kind: str, *, base_url: str | None = None, judge_model: str | No
         if not base_url or not judge_model:
             raise ConfigError("evaluate.judge", "the LLM judge needs base_url (e.g. http://localhost:8000/v1) "
                               "and judge_model (the served model name)")
-        from rlhf.evaluate.llm_judge import LLMJudge
+        from rlhf.annotators.llm_judge import LLMJudge
 
         return LLMJudge(base_url, judge_model, seed=seed, **llm_options)
     if kind == "reward_model":

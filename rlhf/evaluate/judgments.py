@@ -2,8 +2,8 @@
 
 A judgment row is {"id", "dataset", "model_a", "model_b", "winner": "a"|"b"|"tie", "judge",
 "length_a", "length_b"} plus whatever the judge reports (scores, per-order verdicts). Lengths are in
-characters, for the length analyses of METHODS §5.6. Model-vs-model comparisons replace AlpacaEval's
-reference outputs (METHODS §5.3).
+characters, for the length analyses of docs/methods.md §5.6. Model-vs-model comparisons replace AlpacaEval's
+reference outputs (docs/methods.md §5.3).
 """
 
 from __future__ import annotations

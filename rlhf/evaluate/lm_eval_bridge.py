@@ -1,8 +1,9 @@
-"""Optional bridge to EleutherAI lm-evaluation-harness for the ICE-GRT benchmark list (METHODS §5.1).
+"""Optional bridge to EleutherAI lm-evaluation-harness for the ICE-GRT benchmark list
+(docs/methods.md §5.1).
 
 ICE-GRT ran GPT-Fathom, which is not available here, so these are the closest lm-eval (0.4.x) tasks
-with the paper's shot counts; prompt formats are lm-eval's own, not GPT-Fathom's (METHODS §8.3
-item 19), so compare RLHF-minus-SFT deltas, not absolute numbers. lm-eval is not a project
+with the paper's shot counts; prompt formats are lm-eval's own, not GPT-Fathom's (docs/methods.md
+§8.3.19), so compare RLHF-minus-SFT deltas, not absolute numbers. lm-eval is not a project
 dependency: it is imported only when a benchmark is actually run.
 """
 

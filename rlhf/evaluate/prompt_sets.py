@@ -2,7 +2,7 @@
 
 The shared data kit keeps every set in its source's native schema (shared/data/README.md), so each
 format gets its own small adapter. Optional record keys: `category` (per-category breakdowns,
-METHODS §5.5), `reference` (GSM8K gold answer), `followups` (later MT-bench user turns).
+docs/methods.md §5.5), `reference` (GSM8K gold answer), `followups` (later MT-bench user turns).
 """
 
 from __future__ import annotations
@@ -42,16 +42,6 @@ def validate_messages(messages: object, path: Path, line_no: int) -> list[dict]:
         raise DataError("prompt must be a non-empty list of {role: system|user|assistant, content: str} "
                         "ending with a user message", source=str(path), record=line_no)
     return messages
-
-
-def prompt_text(prompt: str | list[dict]) -> str:
-    """Plain text of a prompt for judges that read text: the message itself for a single turn,
-    otherwise a role-labelled transcript."""
-    if isinstance(prompt, str):
-        return prompt
-    if len(prompt) == 1:
-        return prompt[0]["content"]
-    return "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in prompt)
 
 
 def load_turns_questions(path: str | Path, dataset: str, both_turns: bool = False) -> list[dict]:
@@ -113,7 +103,7 @@ def load_user_oriented(path: str | Path) -> list[dict]:
 
 
 def load_gsm8k(path: str | Path, instruction: str | None = None) -> list[dict]:
-    """GSM8K test: the question (optionally after a zero-shot instruction, METHODS §5.9) and the
+    """GSM8K test: the question (optionally after a zero-shot instruction, docs/methods.md §5.9) and the
     gold final number from the answer's `#### <number>` line as `reference`."""
     path = Path(path)
     records = []

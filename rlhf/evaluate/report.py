@@ -1,9 +1,9 @@
-"""Evaluation reports as Markdown and HTML side by side, with matplotlib PNG figures (METHODS §5.4-§5.6).
+"""Evaluation reports as Markdown and HTML side by side, with matplotlib PNGs (docs/methods.md §5.4-§5.6).
 
 `write_report(out_dir, sections, title)` is the reusable part: a section is a title, optional text,
 tables and (caption, png_path) figures; the pipeline adds its own (reward / KL curves) next to the
 evaluation sections built here. Figures are copied under `<out_dir>/figures/` so the report folder
-is self-contained. Every evaluation report names the judge (METHODS §8.3 item 20).
+is self-contained. Every evaluation report names the judge (docs/methods.md §8.3.20).
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def evaluation_sections(summary: dict, judgments: Sequence[dict], out_dir: str |
     judges = sorted({str(r.get("judge", "unknown")) for r in judgments})
     setup = (f"Judge(s): {', '.join(judges)}. Ties: {summary['tie_policy']} "
              f"({'counted as half a win' if summary['tie_policy'] == 'half' else 'left out of n'}). "
-             f"SE = sqrt(p(1-p)/(n-{summary['ddof']})), CI = p ± {summary['z']}·SE (METHODS §5.4).")
+             f"SE = sqrt(p(1-p)/(n-{summary['ddof']})), CI = p ± {summary['z']}·SE (docs/methods.md §5.4).")
     overall = Table.from_records("Win rate of model A over model B", [
         _summary_row({"model_a": p["model_a"], "model_b": p["model_b"]}, p["overall"]) for p in summary["pairs"]])
     per_dataset = Table.from_records("Per dataset", [
@@ -210,7 +210,7 @@ def evaluation_sections(summary: dict, judgments: Sequence[dict], out_dir: str |
     if len(scores) >= 2:
         correlation = reward_length_correlation(scores, lengths)
         scatter = plot_reward_length(lengths, scores, figures_dir / "reward_length.png", models)
-        table = Table.from_records("Score-length correlation (METHODS §5.6)", [correlation])
+        table = Table.from_records("Score-length correlation (docs/methods.md §5.6)", [correlation])
         sections.append(Section("Score and response length", "", [table], [("Score vs length", scatter)]))
     return sections
 

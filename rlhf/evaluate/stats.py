@@ -1,7 +1,7 @@
-"""Win rate, standard error and confidence intervals for pairwise judgments (METHODS §5.3-§5.5).
+"""Win rate, standard error and confidence intervals for pairwise judgments (docs/methods.md §5.3-§5.5).
 
 Every outcome is a winner in {"a", "b", "tie"} from model_a's point of view. Ties count as half a
-win (AlpacaEval convention, METHODS §5.3 [ext]) or are dropped (`tie_policy="exclude"`).
+win (AlpacaEval convention, docs/methods.md §5.3 [ext]) or are dropped (`tie_policy="exclude"`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def win_rate(wins: int, losses: int, ties: int, tie_policy: str = "half") -> flo
 def standard_error(p: float, n: int, ddof: int = 0) -> float:
     """SE = sqrt(p (1 - p) / (n - ddof)).
 
-    ddof = 0 is the thesis's eq. 7.1; ddof = 1 reproduces the thesis's Table 23 (METHODS §5.4).
+    ddof = 0 is the thesis's eq. 7.1; ddof = 1 reproduces the thesis's Table 23 (docs/methods.md §5.4).
     """
     if n - ddof <= 0:
         raise ValueError(f"standard error needs n > ddof, got n={n}, ddof={ddof}")
@@ -127,7 +127,7 @@ def summarize_judgments(judgments: Iterable[dict], tie_policy: str = "half", ddo
 
 
 def win_rate_matrix(pairs: Iterable[dict]) -> dict[str, dict[str, float]]:
-    """matrix[row][col] = row's win rate against col; the mirror entry is 1 - p (METHODS §5.4)."""
+    """matrix[row][col] = row's win rate against col; the mirror entry is 1 - p (docs/methods.md §5.4)."""
     matrix: dict[str, dict[str, float]] = {}
     for pair in pairs:
         p = pair["overall"]["win_rate"]

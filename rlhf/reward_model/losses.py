@@ -45,8 +45,8 @@ def margin_ranking_loss(
 ) -> torch.Tensor:
     """ℓ = max(0, m − r(x, y_w) + r(x, y_l)), averaged per group then over groups.
 
-    ICE-GRT's ICE-Reward loss (001_405ab40b5a1c3855.txt §3.2; METHODS.md §3.4). m is unstated in
-    the seed -> default 1.0 (METHODS.md §8.3.1); a tensor gives one margin per pair.
+    ICE-GRT's ICE-Reward loss (ICE-GRT §3.2; docs/methods.md §3.4). m is unstated in
+    the seed -> default 1.0 (docs/methods.md §8.3.1); a tensor gives one margin per pair.
     """
     _check_pairs(chosen, rejected, group_ids)
     per_pair = F.relu(margin - chosen + rejected)
@@ -62,7 +62,7 @@ def pairwise_logistic_loss(
 ) -> torch.Tensor:
     """ℓ = −log σ(r_w − r_l − m) + c·(r_w + r_l)², averaged per group then over groups.
 
-    Bradley–Terry loss of thesis eq. 2.12 (002_e26accabd985358d.txt; METHODS.md §3.4): with
+    Bradley–Terry loss of thesis eq. 2.12 (docs/methods.md §3.4): with
     group_ids = prompt ids the per-group mean is the 1/C(K,2) factor. The optional centering term
     [default off] keeps the reward's offset from drifting, since only differences are trained.
     """
@@ -76,7 +76,7 @@ def pairwise_logistic_loss(
 def gather_pairs(scores: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores[pairs[:, 0]], scores[pairs[:, 1]]) — one RM forward per response, pairs expanded here.
 
-    A prompt with K replies yields C(K,2) pairs (METHODS.md §3.3) but only K forwards are needed.
+    A prompt with K replies yields C(K,2) pairs (docs/methods.md §3.3) but only K forwards are needed.
     """
     if pairs.dim() != 2 or pairs.size(1) != 2:
         raise ValueError(f"pairs must be a [P, 2] (chosen_idx, rejected_idx) tensor; got {tuple(pairs.shape)}")
@@ -89,7 +89,7 @@ def gather_pairs(scores: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tenso
 
 
 def _weighted_mean(per_sample: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    """mean_i(w_i · ℓ_i) — METHODS.md §3.6 [default]; not divided by Σw, so W scales the gradient."""
+    """mean_i(w_i · ℓ_i) — docs/methods.md §3.6 [default]; not divided by Σw, so W scales the gradient."""
     if weight is None:
         return per_sample.mean()
     if weight.shape != per_sample.shape:
@@ -108,7 +108,7 @@ def mse_range_penalty_loss(
     """ℓ_i = (ŷ_i − y_i)² + c·(relu(ŷ_i − 1) + relu(−ŷ_i)); loss = mean_i(w_i ℓ_i).
 
     The thesis's unbounded `mse` absolute-RM loss with its "2 %" out-of-range penalty, read as
-    c = 0.02 on the distance outside [0, 1] (002_e26accabd985358d.txt §5.3.1; METHODS.md §3.6).
+    c = 0.02 on the distance outside [0, 1] (thesis §5.3.1; docs/methods.md §3.6).
     """
     penalty = F.relu(pred - 1.0) + F.relu(-pred)
     return _weighted_mean((pred - target) ** 2 + penalty_coef * penalty, weight)
@@ -117,7 +117,7 @@ def mse_range_penalty_loss(
 def sigmoid_mse_loss(
     logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """ℓ_i = (σ(z_i) − y_i)²; loss = mean_i(w_i ℓ_i). Thesis `sig+mse` (METHODS.md §3.6)."""
+    """ℓ_i = (σ(z_i) − y_i)²; loss = mean_i(w_i ℓ_i). Thesis `sig+mse` (docs/methods.md §3.6)."""
     return _weighted_mean((torch.sigmoid(logits) - target) ** 2, weight)
 
 
@@ -126,7 +126,7 @@ def logistic_soft_bce_loss(
 ) -> torch.Tensor:
     """ℓ_i = −[y_i log σ(z_i) + (1 − y_i) log(1 − σ(z_i))], y ∈ [0, 1]; loss = mean_i(w_i ℓ_i).
 
-    Thesis `logistic` loss, the one the chosen absolute RM uses (METHODS.md §3.6); computed with
+    Thesis `logistic` loss, the one the chosen absolute RM uses (docs/methods.md §3.6); computed with
     logits for stability.
     """
     per_sample = F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction="none")

@@ -1,8 +1,8 @@
 """Reward-model metrics as torchmetrics, so they accumulate over an epoch and reduce across ranks.
 
-Pairwise accuracy is Qwen's "test accuracy" (004_b4249fa24ea0d8b2.txt Table 4); the bucketed
-regression errors are the thesis's absolute-RM tables (002_e26accabd985358d.txt Tables 6-7);
-METHODS §3.8. Bucket edges follow rlhf.data.absolute_labels (METHODS §3.7 [default]).
+Pairwise accuracy is Qwen's "test accuracy" (Qwen Table 4); the bucketed
+regression errors are the thesis's absolute-RM tables (thesis Tables 6-7);
+docs/methods.md §3.8. Bucket edges follow rlhf.data.absolute_labels (docs/methods.md §3.7 [default]).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ BUCKETS = ("low", "mid", "high")
 
 
 class PairwiseAccuracy(Metric):
-    """acc = #{pairs with r_w > r_l} / #pairs; a tie counts as wrong (METHODS §3.8 [default])."""
+    """acc = #{pairs with r_w > r_l} / #pairs; a tie counts as wrong (docs/methods.md §3.8 [default])."""
 
     full_state_update = False
 
@@ -38,7 +38,7 @@ class PairwiseAccuracy(Metric):
 class RewardMoments(Metric):
     """mean = Σr / n and sample std = sqrt((Σr² − n·mean²) / (n − 1)) of every score seen.
 
-    These are what PPO normalises the reward with (METHODS §4.3); the std is 0 for n < 2.
+    These are what PPO normalises the reward with (docs/methods.md §4.3); the std is 0 for n < 2.
     Sums are kept in float64 so the one-pass variance does not cancel on large offsets.
     """
 

@@ -9,116 +9,95 @@ expanded to its pairs inside the loss (METHODS §3.3-3.4).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import move_data_to_device
 from torchmetrics import MeanMetric
 
+from rlhf.core.config import AdapterConfig, ModelConfig
 from rlhf.core.errors import ConfigError
 from rlhf.core.export import export_hf
 from rlhf.core.lora import apply_lora
 from rlhf.reward_model.losses import gather_pairs, logistic_soft_bce_loss, margin_ranking_loss, mse_range_penalty_loss, pairwise_logistic_loss, sigmoid_mse_loss
-from rlhf.core.models import build_tiny_llama, load_backbone_tokenizer, resolve_source, torch_dtype
+from rlhf.core.models import load_backbone_tokenizer, load_sequence_classifier
 from rlhf.core.optim import build_optimizer, build_scheduler
 from rlhf.reward_model.metrics import BucketedRegressionError, PairwiseAccuracy, RewardMoments
 from rlhf.reward_model.scoring import STATS_FILE, batch_scores, sequence_scores
+from rlhf.core.schema import as_config, to_dict
 from rlhf.core.sharding import shard_model
+from rlhf.reward_model.config import (ABSOLUTE_LOSSES, DEFAULT_LOSS, LOSSES, PREFERENCE_LOSSES, MarginRankingLossConfig,
+                                      MSELossConfig, RewardModuleConfig, SigmoidMSELossConfig)
 
-KINDS = ("preference", "absolute")
-# loss name -> the keys it accepts besides `name` (mirrors rlhf.rl.losses)
-PREFERENCE_LOSSES = {"pairwise_logistic": {"margin", "center_coef", "group_mean"},
-                     "margin_ranking": {"margin", "group_mean"}}
-ABSOLUTE_LOSSES = {"logistic": set(), "sig+mse": set(), "mse": {"penalty_coef"}}
+KEY = "stage.module"
 
 
-def load_reward_backbone(spec: dict, tokenizer):
-    """AutoModelForSequenceClassification(num_labels=1) named by a `model` config group.
-
-    `tiny` builds the test Llama and copies its body, so the tiny RM and the tiny SFT model of the
-    same seed share their transformer weights. Only safetensors are read.
-    """
-    from transformers import AutoModelForSequenceClassification, LlamaForSequenceClassification
-
-    dtype = torch_dtype(spec.get("dtype", "float32"))
-    if str(spec["source"]) == "tiny":
-        lm = build_tiny_llama(tokenizer, **(spec.get("tiny") or {}))
-        config = lm.config
-        config.num_labels = 1
-        with torch.random.fork_rng():
-            torch.manual_seed(int((spec.get("tiny") or {}).get("seed", 0)))
-            model = LlamaForSequenceClassification(config)
-        model.model.load_state_dict(lm.model.state_dict())
-        return model.to(dtype)
-    path = resolve_source(spec["source"], spec.get("cache_dir"))
-    model = AutoModelForSequenceClassification.from_pretrained(
-        path, num_labels=1, dtype=dtype, use_safetensors=True,
-        trust_remote_code=spec.get("trust_remote_code", False),
-    )
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
-        model.resize_token_embeddings(len(tokenizer))
-    model.config.pad_token_id = tokenizer.pad_token_id
-    return model
+def load_reward_backbone(spec: ModelConfig | dict, tokenizer):
+    """The RM named by a `model` config group: rlhf.core.models.load_sequence_classifier with one
+    output, so the tiny RM and the tiny SFT model of the same seed share their transformer weights."""
+    spec = as_config(ModelConfig, spec, "model")
+    return load_sequence_classifier(spec.source, spec.dtype, tokenizer=tokenizer, cache_dir=spec.cache_dir,
+                                    trust_remote_code=spec.trust_remote_code,
+                                    tiny=to_dict(spec.tiny) if spec.tiny is not None else None)
 
 
-def check_loss_config(kind: str, loss: dict) -> dict:
-    if kind not in KINDS:
-        raise ConfigError("stage.module.kind", f"unknown kind {kind!r}; allowed: {', '.join(KINDS)}")
+def loss_for_kind(kind: str, loss):
+    """The loss section of a `kind` of RM: the kind's default when unset, else it must be one of its losses."""
+    if loss is None:
+        return LOSSES[DEFAULT_LOSS[kind]]()
     table = PREFERENCE_LOSSES if kind == "preference" else ABSOLUTE_LOSSES
-    name = loss.get("name")
-    if name not in table:
-        raise ConfigError("stage.module.loss.name", f"{name!r} is not a {kind} loss; allowed: {', '.join(table)}")
-    unknown = set(loss) - table[name] - {"name"}
-    if unknown:
-        raise ConfigError("stage.module.loss", f"{name} takes {sorted(table[name])}, not {sorted(unknown)}")
+    if loss.name not in table:
+        raise ConfigError(f"{KEY}.loss.name", f"{loss.name!r} is not a {kind} loss; allowed: {', '.join(table)} "
+                                              f"(pick one with reward_loss@{KEY}.loss=...)")
     return loss
 
 
-def preference_loss(loss: dict, chosen: torch.Tensor, rejected: torch.Tensor, group_ids: torch.Tensor | None,
+def preference_loss(loss, chosen: torch.Tensor, rejected: torch.Tensor, group_ids: torch.Tensor | None,
                     pair_margin: torch.Tensor | None) -> torch.Tensor:
     """The configured pairwise loss; a per-pair margin from the batch replaces the fixed one."""
-    groups = group_ids if loss.get("group_mean", True) else None
-    if loss["name"] == "margin_ranking":
-        margin = pair_margin if pair_margin is not None else float(loss.get("margin", 1.0))
+    groups = group_ids if loss.group_mean else None
+    margin = pair_margin if pair_margin is not None else float(loss.margin)
+    if isinstance(loss, MarginRankingLossConfig):
         return margin_ranking_loss(chosen, rejected, margin, groups)
-    margin = pair_margin if pair_margin is not None else float(loss.get("margin", 0.0))
-    return pairwise_logistic_loss(chosen, rejected, margin, float(loss.get("center_coef", 0.0)), groups)
+    return pairwise_logistic_loss(chosen, rejected, margin, float(loss.center_coef), groups)
 
 
-def absolute_loss(loss: dict, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
-    if loss["name"] == "mse":
-        return mse_range_penalty_loss(logits, target, weight, float(loss.get("penalty_coef", 0.02)))
-    if loss["name"] == "sig+mse":
+def absolute_loss(loss, logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    if isinstance(loss, MSELossConfig):
+        return mse_range_penalty_loss(logits, target, weight, float(loss.penalty_coef))
+    if isinstance(loss, SigmoidMSELossConfig):
         return sigmoid_mse_loss(logits, target, weight)
     return logistic_soft_bce_loss(logits, target, weight)
 
 
 class RewardModule(L.LightningModule):
-    def __init__(self, model: dict, peft: dict | None = None, optim: dict | None = None, kind: str = "preference",
-                 loss: dict | None = None, template: str = "chatml", max_length: int = 2048,
-                 min_prompt_tokens: int = 256, gradient_checkpointing: bool = False):
+    def __init__(self, model, peft=None, optim=None, **settings):
+        """`model` and `peft` are their config groups; `optim`, `kind`, `loss` and the other settings
+        are RewardModuleConfig fields (None = its default). Sections may be dataclasses or mappings."""
         super().__init__()
-        self.save_hyperparameters()
-        self.model_spec = dict(model)
-        self.peft_cfg = dict(peft) if peft else None
-        self.optim_cfg = dict(optim or {})
-        self.kind = kind
-        default = {"name": "pairwise_logistic"} if kind == "preference" else {"name": "logistic"}
-        self.loss_cfg = check_loss_config(kind, dict(loss or default))
-        self.template = template
-        self.max_length = max_length
-        self.min_prompt_tokens = min_prompt_tokens
-        self.gradient_checkpointing = gradient_checkpointing
+        given = {"optim": optim, **settings}
+        self.cfg = cfg = as_config(RewardModuleConfig, {k: v for k, v in given.items() if v is not None}, KEY)
+        self.model_spec = as_config(ModelConfig, model, f"{KEY}.model")
+        self.peft_cfg = as_config(AdapterConfig, peft, f"{KEY}.peft") if peft else None
+        self.optim_cfg = cfg.optim
+        self.kind = cfg.kind
+        self.loss_cfg = loss_for_kind(cfg.kind, cfg.loss)
+        self.template = cfg.template
+        self.max_length = cfg.max_length
+        self.min_prompt_tokens = cfg.min_prompt_tokens
+        self.gradient_checkpointing = cfg.gradient_checkpointing
+        self.save_hyperparameters({"model": to_dict(self.model_spec),
+                                   "peft": to_dict(self.peft_cfg) if self.peft_cfg else None,
+                                   "optim": to_dict(cfg.optim), "kind": cfg.kind, "loss": to_dict(self.loss_cfg),
+                                   "template": cfg.template, "max_length": cfg.max_length,
+                                   "min_prompt_tokens": cfg.min_prompt_tokens,
+                                   "gradient_checkpointing": cfg.gradient_checkpointing})
         self.tokenizer = load_backbone_tokenizer(self.model_spec)
         self.model = None
         self.reward_stats: dict | None = None
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
         self.val_moments = RewardMoments()
-        if kind == "preference":
+        if self.kind == "preference":
             self.train_acc, self.val_acc = PairwiseAccuracy(), PairwiseAccuracy()
             self.val_margin = MeanMetric()
         else:
@@ -134,14 +113,14 @@ class RewardModule(L.LightningModule):
             model.config.use_cache = False
         self.model = apply_lora(model, self.peft_cfg, task_type="SEQ_CLS", modules_to_save=["score"])
         if self.device_mesh is not None:
-            shard_model(self.model, self.device_mesh, self.model_spec.get("fsdp_param_dtype"))
+            shard_model(self.model, self.device_mesh, self.model_spec.fsdp_param_dtype)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return sequence_scores(self.model, input_ids, attention_mask)
 
     def prediction(self, scores: torch.Tensor) -> torch.Tensor:
         """ŷ the absolute metrics compare with y: σ(z) for sigmoid-trained heads, z for `mse`."""
-        return scores if self.loss_cfg["name"] == "mse" else torch.sigmoid(scores)
+        return scores if isinstance(self.loss_cfg, MSELossConfig) else torch.sigmoid(scores)
 
     def _step(self, batch) -> tuple[torch.Tensor, torch.Tensor, dict]:
         scores = batch_scores(self.model, batch)
@@ -220,40 +199,23 @@ class RewardModule(L.LightningModule):
         self.reward_stats = self.reference_stats(loader)
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.parameters(), self.optim_cfg)
+        optimizer = build_optimizer(self.parameters(), self.optim_cfg, f"{KEY}.optim")
         total = int(self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim_cfg, total)}
+        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim_cfg, total, f"{KEY}.optim")}
 
     def stats_record(self) -> dict:
         """The reward_stats.json of CONTRACTS.md; mean 0 / std 1 (identity) when never measured."""
         stats = self.reward_stats or {"mean": 0.0, "std": 1.0, "n": 0}
         return {**stats, "kind": self.kind, "template": self.template, "max_length": self.max_length,
-                "min_prompt_tokens": self.min_prompt_tokens, "loss": self.loss_cfg["name"]}
+                "min_prompt_tokens": self.min_prompt_tokens, "loss": self.loss_cfg.name}
 
     def export(self, out_dir) -> str:
         """`out_dir/merged` (LoRA merged) and `out_dir/adapter`, each with reward_stats.json.
 
-        Both are staged in a hidden sibling folder and renamed into place, so a reader never sees
+        Each folder is published with its stats inside (rlhf.core.atomic), so a reader never sees
         a model folder without its stats. Collective under FSDP2; rank zero writes.
         """
-        out_dir = Path(out_dir)
         is_zero = self.trainer.is_global_zero if self._trainer else True
-        metadata = {"stage": "reward", "kind": self.kind, "base": str(self.model_spec["source"])}
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent)) if is_zero else out_dir
-        try:
-            export_hf(self.model, self.tokenizer, staging, metadata, is_zero)
-            if not is_zero:
-                return str(out_dir / "merged")
-            stats = json.dumps(self.stats_record(), indent=2, sort_keys=True)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            for folder in sorted(p for p in staging.iterdir() if p.is_dir()):
-                (folder / STATS_FILE).write_text(stats)
-                target = out_dir / folder.name
-                if target.exists():
-                    shutil.rmtree(target)
-                os.replace(folder, target)
-        finally:
-            if is_zero and staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-        return str(out_dir / "merged")
+        metadata = {"stage": "reward", "kind": self.kind, "base": str(self.model_spec.source)}
+        stats = json.dumps(self.stats_record(), indent=2, sort_keys=True)
+        return str(export_hf(self.model, self.tokenizer, out_dir, metadata, is_zero, extra_files={STATS_FILE: stats}))

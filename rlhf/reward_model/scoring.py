@@ -3,7 +3,7 @@
 The score is the head applied to the hidden state of the last token whose attention-mask entry is
 1, with position ids counted from the mask. So neither the pad id, nor how much padding there is,
 nor its side moves the score: the thesis saw HF reward scores shift with the number of pad tokens
-(002_e26accabd985358d.txt §8.2; METHODS §3.1, §8.3 item 18).
+(thesis §8.2; docs/methods.md §3.1, §8.3.18).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from rlhf.data.collate import length_mask, pad_sequences
 from rlhf.data.packing import packed_attention_mask
 from rlhf.data.templates import get_template, tokenize_prompt_response
 from rlhf.core.errors import ConfigError, DataError
-from rlhf.core.models import load_tokenizer
+from rlhf.core.models import load_sequence_classifier, load_tokenizer
 
 STATS_FILE = "reward_stats.json"
 OUTPUTS = ("logit", "prob")
@@ -107,7 +107,7 @@ def as_messages(prompt) -> list[dict]:
 
 
 class RewardScorer:
-    """A saved RM behind the reward protocol of CONTRACTS.md: score(prompts, responses) -> [B]."""
+    """A saved RM behind the reward protocol of rlhf/rewards/build.py: score(prompts, responses) -> [B]."""
 
     def __init__(self, model, tokenizer, stats: dict, output: str = "logit", device: str = "cpu",
                  batch_size: int = 16):
@@ -132,7 +132,7 @@ class RewardScorer:
 
     @torch.no_grad()
     def score(self, prompts: list, responses: list[str]) -> torch.Tensor:
-        """Logit z, or σ(z) when output="prob" (METHODS §3.9: logits are the RL default)."""
+        """Logit z, or σ(z) when output="prob" (docs/methods.md §3.9: logits are the RL default)."""
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses; pass one prompt per response")
         encoded = [self.encode(p, r) for p, r in zip(prompts, responses)]
@@ -161,15 +161,11 @@ def resolve_model_dir(path: str | Path) -> Path:
 def load_reward_model(path: str | Path, output: str = "logit", device: str = "cpu", batch_size: int = 16,
                       trust_remote_code: bool = False) -> RewardScorer:
     """Load an exported RM folder (safetensors only: a pickled checkpoint can run code on load)."""
-    from transformers import AutoModelForSequenceClassification
-
     folder = resolve_model_dir(path)
     stats_path = folder / STATS_FILE
     if not stats_path.is_file():
         raise FileNotFoundError(f"{stats_path} is missing; export the RM with RewardModule.export")
     stats = json.loads(stats_path.read_text())
-    model = AutoModelForSequenceClassification.from_pretrained(
-        folder, num_labels=1, use_safetensors=True, trust_remote_code=trust_remote_code, dtype=torch.float32
-    )
+    model = load_sequence_classifier(folder, "float32", trust_remote_code=trust_remote_code)
     tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)
     return RewardScorer(model, tokenizer, stats, output, device, batch_size)

@@ -6,16 +6,16 @@ from __future__ import annotations
 import torch
 
 from rlhf.core.errors import ConfigError
-from rlhf.rl.score_normalization import RunningMeanStd
+from rlhf.core.running_stats import RunningMeanStd
 
 NORMALIZE_MODES = ("none", "saved", "running")
 
 
 def combined_reward_score(pref: torch.Tensor, abs_: torch.Tensor, w: float) -> torch.Tensor:
-    """CRS = w · s_pref + (1 − w) · s_abs, w ∈ [0, 1] (002_e26accabd985358d.txt §5.4; METHODS.md §4.3
+    """CRS = w · s_pref + (1 − w) · s_abs, w ∈ [0, 1] (thesis §5.4; docs/methods.md §4.3
     step 2). Raw scores are mixed as in the seed; w = 1 is preference-only, w = 0 absolute-only."""
     if not 0.0 <= w <= 1.0:
-        raise ConfigError("reward.crs_weight", f"must lie in [0, 1] (thesis final choice 0.25); got {w}")
+        raise ConfigError("reward_fn.w", f"must lie in [0, 1] (thesis final choice 0.25); got {w}")
     if pref.shape != abs_.shape:
         raise ValueError(
             f"preference and absolute scores must have the same shape; got {tuple(pref.shape)} "
@@ -28,7 +28,7 @@ def logit_from_probability(p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """z = log(p / (1 − p)), with p clamped to [ε, 1 − ε] so 0 and 1 stay finite.
 
     The absolute RM is trained through a sigmoid but rewards PPO with its logit, which kept
-    response length stable (002_e26accabd985358d.txt §5.4; METHODS.md §3.9).
+    response length stable (thesis §5.4; docs/methods.md §3.9).
     """
     if bool(((p < 0) | (p > 1)).any()):
         raise ValueError(
@@ -40,9 +40,9 @@ def logit_from_probability(p: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
 
 
 class CombinedReward:
-    """Combined Reward Score CRS = w · pref + (1 − w) · abs (thesis §5.4, METHODS §4.3 step 2).
+    """Combined Reward Score CRS = w · pref + (1 − w) · abs (thesis §5.4, docs/methods.md §4.3 step 2).
 
-    normalize: "none"/False mixes raw scores, as the thesis did (METHODS §8.3.9); "saved"/True
+    normalize: "none"/False mixes raw scores, as the thesis did (docs/methods.md §8.3.9); "saved"/True
     standardises each part with the stats its RM saved at training time (`scorer.stats`), falling
     back to running stats for a scorer without them; "running" always uses running mean/std.
     Running stats absorb a batch before normalising it and are per process.
@@ -51,9 +51,9 @@ class CombinedReward:
     def __init__(self, preference, absolute, w: float, normalize: bool | str = True):
         mode = {True: "saved", False: "none"}.get(normalize, normalize)
         if mode not in NORMALIZE_MODES:
-            raise ConfigError("reward.normalize", f"unknown mode {normalize!r}; allowed: {NORMALIZE_MODES}")
+            raise ConfigError("reward_fn.normalize", f"unknown mode {normalize!r}; allowed: {NORMALIZE_MODES}")
         if not 0.0 <= float(w) <= 1.0:
-            raise ConfigError("reward.w", f"must lie in [0, 1] (thesis final choice 0.25); got {w}")
+            raise ConfigError("reward_fn.w", f"must lie in [0, 1] (thesis final choice 0.25); got {w}")
         self.parts = {"preference": preference, "absolute": absolute}
         self.w = float(w)
         self.mode = mode

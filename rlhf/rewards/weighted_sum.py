@@ -12,7 +12,7 @@ class WeightedSumReward:
 
     def __init__(self, scorers: list, weights: list[float]):
         if len(scorers) != len(weights) or not scorers:
-            raise ConfigError("reward.scorers", f"need one weight per scorer; got {len(scorers)} scorers, "
+            raise ConfigError("reward_fn.scorers", f"need one weight per scorer; got {len(scorers)} scorers, "
                                                 f"{len(weights)} weights")
         self.scorers, self.weights = scorers, [float(w) for w in weights]
 

@@ -18,7 +18,7 @@ class WordCountReward:
 
     def __init__(self, word: str, whole_word: bool = True, case_sensitive: bool = False):
         if not word:
-            raise ConfigError("reward.word", "must be a non-empty string")
+            raise ConfigError("reward_fn.word", "must be a non-empty string")
         pattern = rf"\b{re.escape(word)}\b" if whole_word else re.escape(word)
         self.pattern = re.compile(pattern, 0 if case_sensitive else re.IGNORECASE)
 

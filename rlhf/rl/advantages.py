@@ -1,5 +1,5 @@
 """PPO's estimators as pure tensor functions: per-token KL, KL-penalised rewards, GAE, whitening,
-and the reward-signal transforms (CRS mixing, probability -> logit) — METHODS.md §3.9, §4.3–§4.6.
+and the reward-signal transforms (CRS mixing, probability -> logit) — docs/methods.md §3.9, §4.3–§4.6.
 
 Shapes: [B, T] tensors are response tokens only, right-padded; `mask` is 1 on the tokens a row
 actually generated (up to and including EOS) and 0 after, so valid tokens of a row are the
@@ -45,7 +45,7 @@ def gae_advantages(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """GAE: δ_t = r_t + γ V_{t+1} − V_t, A_t = Σ_l (γλ)^l δ_{t+l}, R_t = A_t + V_t.
 
-    Standard form of ICE-GRT's GAE (001_405ab40b5a1c3855.txt §3.3.1; METHODS.md §4.5), with
+    Standard form of ICE-GRT's GAE (ICE-GRT §3.3.1; docs/methods.md §4.5), with
     V = 0 after each row's last valid token so the episode ends there. Rewards and values on
     padding are zeroed first, which makes δ = 0 and hence A = 0 past the end, so one backward
     recursion serves rows of every length. Padding gets advantage 0 and return 0.
@@ -75,7 +75,7 @@ def gae_advantages(
 def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: float = 1e-8) -> torch.Tensor:
     """(x − μ) / (σ + ε), μ and σ (population) over every valid token of the batch; 0 on padding.
 
-    ICE-GRT's advantage normalisation (001_405ab40b5a1c3855.txt §3.3.4; METHODS.md §4.6: masked
+    ICE-GRT's advantage normalisation (ICE-GRT §3.3.4; docs/methods.md §4.6: masked
     whitening, ε added to σ). shift_mean=False rescales the spread but keeps the mean where it was:
     (x − μ) / (σ + ε) + μ.
     """
@@ -89,7 +89,7 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, eps: fl
 def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: str = "k1") -> torch.Tensor:
     """Per-token estimate of KL(π_θ ‖ π_ref) from log-probs of the sampled tokens.
 
-    k1 = log π_θ − log π_ref (unbiased, can be negative; the seeds' penalty, METHODS.md §4.3);
+    k1 = log π_θ − log π_ref (unbiased, can be negative; the seeds' penalty, docs/methods.md §4.3);
     k3 = (ρ − 1) − log ρ with ρ = π_ref / π_θ (unbiased and ≥ 0);
     abs = |log π_θ − log π_ref|; mse = ½ (log π_θ − log π_ref)².
     """
@@ -117,8 +117,8 @@ def kl_penalized_rewards(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """r_t = −β·KL_t on every valid token, plus the sequence score s at the last valid token.
 
-    METHODS.md §4.3 step 5 (thesis r = r_θ − r_KL, 002_e26accabd985358d.txt §2.5.3; ICE-GRT's KL
-    reward adjustment, 001_405ab40b5a1c3855.txt §3.3.4). logprobs must come from the rollout-time
+    docs/methods.md §4.3 step 5 (thesis r = r_θ − r_KL, thesis §2.5.3; ICE-GRT's KL
+    reward adjustment, ICE-GRT §3.3.4). logprobs must come from the rollout-time
     actor π_old. Returns (rewards, kl), both 0 on padding.
     """
     _check_right_padded(mask)
@@ -138,7 +138,7 @@ def kl_penalized_rewards(
 
 
 def sequence_kl(kl: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Objective KL per sequence: Σ_t KL_t over valid tokens, shape [B] (METHODS.md §4.4; the thesis
+    """Objective KL per sequence: Σ_t KL_t over valid tokens, shape [B] (docs/methods.md §4.4; the thesis
     plots its batch mean, and §4.10 requires it to be 0 when policy = reference)."""
     return torch.where(mask.bool(), kl, torch.zeros_like(kl)).sum(dim=1)
 
@@ -146,7 +146,7 @@ def sequence_kl(kl: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def explained_variance(values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """1 − Var(R − V) / Var(R) over valid tokens (population variances); NaN when Var(R) = 0.
 
-    Critic diagnostic (METHODS.md §4.11): 1 = perfect, 0 = no better than a constant, < 0 worse.
+    Critic diagnostic (docs/methods.md §4.11): 1 = perfect, 0 = no better than a constant, < 0 worse.
     """
     _, var_returns = _masked_mean_and_var(returns, mask)
     _, var_residual = _masked_mean_and_var(returns - values, mask)

@@ -1,4 +1,4 @@
-"""KL-coefficient controllers for the per-token KL penalty (METHODS.md §4.4, §4.12).
+"""KL-coefficient controllers for the per-token KL penalty (docs/methods.md §4.4, §4.12).
 
 Qwen uses a fixed β = 0.04; the thesis reports only an *initial* β = 0.002, which implies TRL's
 adaptive controller. State is plain floats so a resumed run continues with the same β.
@@ -9,8 +9,8 @@ from __future__ import annotations
 from rlhf.core.errors import ConfigError
 
 CONTROLLER_KINDS = ("fixed", "adaptive")
-DEFAULT_TARGET = 6.0  # [ext] TRL default; no seed gives a target (METHODS.md §4.4)
-DEFAULT_HORIZON = 10000  # [ext] TRL default; no seed gives a horizon (METHODS.md §4.4)
+DEFAULT_TARGET = 6.0  # [ext] TRL default; no seed gives a target (docs/methods.md §4.4)
+DEFAULT_HORIZON = 10000  # [ext] TRL default; no seed gives a horizon (docs/methods.md §4.4)
 
 
 def _check_beta(beta: float) -> float:
@@ -20,7 +20,7 @@ def _check_beta(beta: float) -> float:
 
 
 class FixedKLController:
-    """β stays at its initial value (Qwen's 0.04, 004_b4249fa24ea0d8b2.txt §3.2.2)."""
+    """β stays at its initial value (Qwen's 0.04, Qwen §3.2.2)."""
 
     def __init__(self, beta: float):
         self.beta = _check_beta(beta)
@@ -38,8 +38,8 @@ class FixedKLController:
 class AdaptiveKLController:
     """Proportional controller [ext]: e = clip(KL/target − 1, −0.2, 0.2); β ← β(1 + e · n_steps/horizon).
 
-    Steers the observed objective KL (per-sequence sum, METHODS.md §4.4) towards `target`; the
-    thesis starts it at β = 0.002 (002_e26accabd985358d.txt Table 8).
+    Steers the observed objective KL (per-sequence sum, docs/methods.md §4.4) towards `target`; the
+    thesis starts it at β = 0.002 (thesis Table 8).
     """
 
     def __init__(self, init_beta: float, target: float = DEFAULT_TARGET, horizon: int = DEFAULT_HORIZON):

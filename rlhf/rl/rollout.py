@@ -1,5 +1,6 @@
-"""Rollout generation and the response log-prob forward for PPO (METHODS §4.2, §4.3, §4.10).
+"""Rollout generation and the response log-prob forward for PPO (docs/methods.md §4.2, §4.3, §4.10).
 
+Prompts are encoded and left-padded by rlhf.data.prompt_encoding (shared with evaluation).
 Layout shared by generation and training: a row is the left-padded prompt followed by the
 right-padded response, `[pad pad p1 p2 p3 | r1 r2 EOS pad]`; attention mask 1 on real prompt
 tokens and on response tokens up to and including the first EOS; position ids = cumsum(mask) − 1.
@@ -19,14 +20,12 @@ from dataclasses import dataclass
 
 import torch
 
-from rlhf.data.collate import length_mask, pad_sequences
 from rlhf.core.errors import ConfigError
 from rlhf.core.token_losses import entropy_from_logits, logprobs_from_logits
 
 _GOLDEN = 0x9E3779B97F4A7C15 - 2**64
 _MIX1 = 0xBF58476D1CE4E5B9 - 2**64
 _MIX2 = 0x94D049BB133111EB - 2**64
-OVERLONG_MODES = ("drop", "truncate")
 
 
 @dataclass
@@ -37,27 +36,6 @@ class Generation:
     ended: torch.Tensor  # [B] bool, the row produced EOS
     entropy: torch.Tensor  # [B, R] float32, entropy of the temperature-scaled policy; 0 on padding
     hidden: torch.Tensor | None = None  # [B, R, H] last-layer state that predicted token t (with_hidden=True)
-
-
-def encode_prompt(tokenizer, template, prompt: list[dict], max_prompt_tokens: int | None,
-                  overlong: str = "drop") -> list[int] | None:
-    """Token ids of the rendered prompt (ending in the assistant prefix); None when dropped.
-
-    Thesis §5.4 (METHODS §4.2): prompts over 1024 tokens are discarded; `truncate` instead keeps
-    the last `max_prompt_tokens` so the latest turn survives (same side as METHODS §3.2).
-    """
-    if overlong not in OVERLONG_MODES:
-        raise ConfigError("data.overlong", f"unknown mode {overlong!r}; allowed: {', '.join(OVERLONG_MODES)}")
-    ids = tokenizer(template.render_prompt(prompt), add_special_tokens=False)["input_ids"]
-    if max_prompt_tokens is None or len(ids) <= max_prompt_tokens:
-        return ids
-    return None if overlong == "drop" else ids[len(ids) - max_prompt_tokens:]
-
-
-def left_pad(seqs: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded ids and their attention mask (from lengths, never from ids != pad)."""
-    ids = pad_sequences(seqs, pad_id, side="left")
-    return ids, length_mask([len(s) for s in seqs], ids.size(1), side="left")
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -102,7 +80,7 @@ def sample_from_logits(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def filter_logits(logits: torch.Tensor, top_k: int = 0, top_p: float = 1.0) -> torch.Tensor:
-    """Top-k then nucleus (top-p) filtering: tokens outside get −inf (Qwen top-p 0.9, METHODS §4.2).
+    """Top-k then nucleus (top-p) filtering: tokens outside get −inf (Qwen top-p 0.9, docs/methods.md §4.2).
 
     Top-p keeps the smallest set of most likely tokens whose mass reaches p (always ≥ 1 token).
     """
@@ -133,7 +111,7 @@ def generate(model, query_ids: torch.Tensor, query_mask: torch.Tensor, seeds: to
 
     Besides the tokens it keeps what PPO's experience needs from the same forwards — log-probs,
     entropy and (with_hidden) the last-layer states for a value head — so the old-policy forward
-    over prompt + response need not be run again (METHODS §4.3; equal to it up to KV-cache rounding).
+    over prompt + response need not be run again (docs/methods.md §4.3; equal to it up to KV-cache rounding).
     fixed_length=True runs all `max_new_tokens` steps even when every row has ended: FSDP2 ranks
     must call forward in lockstep, and a rank that stopped early would hang the others.
     """

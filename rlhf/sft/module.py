@@ -8,23 +8,34 @@ import lightning as L
 import torch
 from torchmetrics import MeanMetric
 
+from rlhf.core.config import AdapterConfig, ModelConfig
 from rlhf.core.export import export_hf
 from rlhf.core.lora import apply_lora
 from rlhf.core.token_losses import masked_lm_loss
 from rlhf.core.models import load_backbone, load_backbone_tokenizer
 from rlhf.core.optim import build_optimizer, build_scheduler
+from rlhf.core.schema import as_config, to_dict
 from rlhf.core.sharding import shard_model
+from rlhf.sft.config import SFTModuleConfig
+
+
+KEY = "stage.module"
 
 
 class SFTModule(L.LightningModule):
-    def __init__(self, model: dict, peft: dict | None = None, optim: dict | None = None,
-                 gradient_checkpointing: bool = False):
+    def __init__(self, model, peft=None, optim=None, **settings):
+        """`model` and `peft` are their config groups; `optim` and the other settings are
+        SFTModuleConfig fields (None = its default). Sections may be dataclasses or mappings."""
         super().__init__()
-        self.save_hyperparameters()
-        self.model_spec = dict(model)
-        self.peft_cfg = dict(peft) if peft else None
-        self.optim_cfg = dict(optim or {})
-        self.gradient_checkpointing = gradient_checkpointing
+        given = {"optim": optim, **settings}
+        self.cfg = cfg = as_config(SFTModuleConfig, {k: v for k, v in given.items() if v is not None}, KEY)
+        self.model_spec = as_config(ModelConfig, model, f"{KEY}.model")
+        self.peft_cfg = as_config(AdapterConfig, peft, f"{KEY}.peft") if peft else None
+        self.optim_cfg = cfg.optim
+        self.gradient_checkpointing = cfg.gradient_checkpointing
+        self.save_hyperparameters({"model": to_dict(self.model_spec),
+                                   "peft": to_dict(self.peft_cfg) if self.peft_cfg else None,
+                                   "optim": to_dict(cfg.optim), "gradient_checkpointing": cfg.gradient_checkpointing})
         self.tokenizer = load_backbone_tokenizer(self.model_spec)
         self.model = None
         self.train_loss, self.val_loss = MeanMetric(), MeanMetric()
@@ -43,7 +54,7 @@ class SFTModule(L.LightningModule):
             model.config.use_cache = False
         self.model = apply_lora(model, self.peft_cfg)
         if self.device_mesh is not None:
-            shard_model(self.model, self.device_mesh, self.model_spec.get("fsdp_param_dtype"))
+            shard_model(self.model, self.device_mesh, self.model_spec.fsdp_param_dtype)
 
     def _step(self, batch):
         logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
@@ -90,11 +101,11 @@ class SFTModule(L.LightningModule):
         self.val_acc.reset()
 
     def configure_optimizers(self):
-        optimizer = build_optimizer(self.parameters(), self.optim_cfg)
+        optimizer = build_optimizer(self.parameters(), self.optim_cfg, f"{KEY}.optim")
         total = int(self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim_cfg, total)}
+        return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim_cfg, total, f"{KEY}.optim")}
 
     def export(self, out_dir) -> str:
         """HF folders (merged + adapter); collective under FSDP2."""
-        return str(export_hf(self.model, self.tokenizer, out_dir, {"stage": "sft", "base": self.model_spec["source"]},
+        return str(export_hf(self.model, self.tokenizer, out_dir, {"stage": "sft", "base": self.model_spec.source},
                              self.trainer.is_global_zero if self._trainer else True))

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from rlhf.core.models import load_backbone_tokenizer
 from rlhf.data.absolute_datamodule import AbsoluteDataModule
 from rlhf.data.paraphrase import ParaphraseAugmenter
 from rlhf.core.errors import ConfigError, DataError
@@ -16,7 +17,7 @@ def write(path, records):
 
 
 def module(path, **kw):
-    args = {"model": TINY, "sources": [{"path": str(path)}], "max_length": 64, "min_prompt_tokens": 8,
+    args = {"tokenizer": load_backbone_tokenizer(TINY), "sources": [{"path": str(path)}], "max_length": 64, "min_prompt_tokens": 8,
             "val_fraction": 0.0, "batch_size": 16}
     dm = AbsoluteDataModule(**{**args, **kw})
     dm.setup()

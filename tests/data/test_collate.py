@@ -1,4 +1,4 @@
-"""Padding collators: masks from lengths, never from `ids != pad_id` (CONTRACTS.md, models.prepare_tokenizer)."""
+"""Padding collators: masks from lengths, never from `ids != pad_id` (rlhf.core.models.prepare_tokenizer)."""
 
 from __future__ import annotations
 

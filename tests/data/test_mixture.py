@@ -1,4 +1,4 @@
-"""Source mixtures by weight (ICE-GRT in-domain + general blend, METHODS §2.4) and the 95/5 split."""
+"""Source mixtures by weight (ICE-GRT in-domain + general blend, docs/methods.md §2.4) and the 95/5 split."""
 
 from __future__ import annotations
 

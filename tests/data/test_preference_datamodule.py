@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from rlhf.core.models import load_backbone_tokenizer
 from rlhf.data.preference_datamodule import PreferenceCollator, PreferenceDataModule, group_pairs
 from rlhf.core.errors import ConfigError, DataError
 
@@ -16,7 +17,7 @@ def write(path, records):
 
 
 def module(path, **kw):
-    args = {"model": TINY, "sources": [{"path": str(path), "adapter": kw.pop("adapter", "grouped")}],
+    args = {"tokenizer": load_backbone_tokenizer(TINY), "sources": [{"path": str(path), "adapter": kw.pop("adapter", "grouped")}],
             "max_length": 64, "min_prompt_tokens": 8, "val_fraction": 0.0, "batch_size": 8}
     dm = PreferenceDataModule(**{**args, **kw})
     dm.setup()
@@ -114,14 +115,14 @@ def test_bad_records_name_file_and_record(tmp_path):
                                               "responses": ["a", "b"], "ranks": [0, 1]}])
     with pytest.raises(DataError, match="ending with a user turn"):
         module(ended)
-    with pytest.raises(ConfigError, match="reward.pairs"):
+    with pytest.raises(ConfigError, match=r"data.pairs.*all_pairs"):
         module(write(tmp_path / "ok.jsonl", [{"prompt": "q", "chosen": "a", "rejected": "b"}]),
                adapter="pairs", pairs="top3")
 
 
 def test_hh_rlhf_source_loads(shared_data_dir):
     path = shared_data_dir / "preference" / "hh_rlhf_harmless_base_test_dev.jsonl.gz"
-    dm = PreferenceDataModule(model=TINY, sources=[{"path": str(path), "adapter": "hh_rlhf", "limit": 30}],
+    dm = PreferenceDataModule(load_backbone_tokenizer(TINY), sources=[{"path": str(path), "adapter": "hh_rlhf", "limit": 30}],
                               max_length=128, min_prompt_tokens=32, val_fraction=0.1, batch_size=4)
     dm.setup()
     assert len(dm.train_set) + len(dm.val_set) <= 30 and len(dm.val_set) == 3

@@ -1,4 +1,4 @@
-"""Data adapters (issue 3 point 4): fixtures written here in each source's schema, then the real
+"""Data adapters: fixtures written here in each source's schema, then the real
 extracts in ../shared/data (counts from its README), then bad records naming file and line."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Templates and response-only labels (METHODS §2.1, §2.2, §3.2; issue 3 point 5).
+"""Templates and response-only labels (docs/methods.md §2.1, §2.2, §3.2).
 
 Token counts below were read off the SmolLM2 tokenizer once and written out by hand, segment by
 segment; the expected label vectors are built from those counts, not from the code under test.
@@ -20,13 +20,13 @@ from rlhf.core.models import load_tokenizer
 
 X = -100  # ignored label
 
-# Verbatim from METHODS §2.1 (001 §3.1), with <INPUT> = "Hi" and <OUTPUT> = "Hello there".
-ICE_GRT_METHODS_TEXT = (
+# Verbatim from docs/methods.md §2.1 (ICE-GRT §3.1), with <INPUT> = "Hi" and <OUTPUT> = "Hello there".
+ICE_GRT_DOC_TEXT = (
     "Below is an instruction that describes a task. Write a response that appropriately completes the "
     "request. ### USER: Hi ASSISTANT: Hello there"
 )
-# Verbatim from METHODS §2.1 (002 Fig. 15); the template closes the block with one newline.
-CHATML_METHODS_TEXT = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello there<|im_end|>"
+# Verbatim from docs/methods.md §2.1 (thesis Fig. 15); the template closes the block with one newline.
+CHATML_DOC_TEXT = "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\nHello there<|im_end|>"
 
 MULTI_TURN = [
     {"role": "system", "content": "Be brief."},
@@ -50,16 +50,16 @@ def test_ice_grt_text_is_the_methods_string(tok):
     template = get_template("ice_grt", tok.eos_token)
     messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]
     rendered = "".join(s.text for s in template.segments(messages))
-    assert rendered == ICE_GRT_METHODS_TEXT + "<|im_end|>"  # EOS closes the response (METHODS §2.2)
-    assert ICE_GRT_PREAMBLE + " ### USER: Hi ASSISTANT: Hello there" == ICE_GRT_METHODS_TEXT
+    assert rendered == ICE_GRT_DOC_TEXT + "<|im_end|>"  # EOS closes the response (docs/methods.md §2.2)
+    assert ICE_GRT_PREAMBLE + " ### USER: Hi ASSISTANT: Hello there" == ICE_GRT_DOC_TEXT
     # At generation time the prompt ends with "ASSISTANT:" [inferred].
-    assert template.render_prompt(messages[:1]) == ICE_GRT_METHODS_TEXT[: -len(" Hello there")]
+    assert template.render_prompt(messages[:1]) == ICE_GRT_DOC_TEXT[: -len(" Hello there")]
 
 
 def test_chatml_text_is_the_methods_string(tok):
     template = get_template("chatml")
     messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello there"}]
-    assert "".join(s.text for s in template.segments(messages)) == CHATML_METHODS_TEXT + "\n"
+    assert "".join(s.text for s in template.segments(messages)) == CHATML_DOC_TEXT + "\n"
     assert template.render_prompt(messages[:1]) == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
 
 

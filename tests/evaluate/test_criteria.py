@@ -1,7 +1,8 @@
 import pytest
 
 from rlhf.core.errors import DataError
-from rlhf.evaluate.criteria import ICE_GRT_WEIGHTS, criterion_score, overall_score, score_annotations
+from rlhf.annotators.criteria import ICE_GRT_WEIGHTS
+from rlhf.evaluate.criteria import criterion_score, overall_score, score_annotations
 
 CRITERIA = ["clarity", "accuracy", "completeness", "safety", "courtesy", "comfortableness", "conciseness", "context"]
 

@@ -7,8 +7,8 @@ from rlhf.data.templates import get_template
 from rlhf.core.errors import ConfigError
 from rlhf.evaluate import generation
 from rlhf.evaluate.__main__ import main
-from rlhf.evaluate.generation import (DecodingSettings, decode_response, encode_prompt, generate_responses, left_pad,
-                                      load_model_for_generation)
+from rlhf.data.prompt_encoding import encode_prompt, left_pad
+from rlhf.evaluate.generation import DecodingSettings, decode_response, generate_responses, load_model_for_generation
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,9 @@ def test_encode_prompt_ends_with_assistant_prefix_and_keeps_the_tail(tiny):
     _, tokenizer = tiny
     template = get_template("chatml")
     prompt = [{"role": "user", "content": "Hello there"}]
-    ids = encode_prompt(tokenizer, prompt, template, 1024)
+    ids = encode_prompt(tokenizer, template, prompt, 1024, "truncate")
     assert tokenizer.decode(ids) == "<|im_start|>user\nHello there<|im_end|>\n<|im_start|>assistant\n"
-    assert encode_prompt(tokenizer, prompt, template, 4) == ids[-4:]
+    assert encode_prompt(tokenizer, template, prompt, 4, "truncate") == ids[-4:]
 
 
 def test_decode_response_stops_at_eos(tiny):
@@ -42,7 +42,7 @@ def test_left_padded_batch_matches_single_prompts(tiny):
     template = get_template("chatml")
     prompts = [[{"role": "user", "content": "A much longer question about the weather today?"}],
                [{"role": "user", "content": "Hi"}]]
-    encoded = [encode_prompt(tokenizer, p, template, 1024) for p in prompts]
+    encoded = [encode_prompt(tokenizer, template, p, 1024, "truncate") for p in prompts]
 
     def first_step_scores(batch):
         ids, mask = left_pad(batch, tokenizer.pad_token_id)

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from rlhf.core.errors import ConfigError
-from rlhf.evaluate.llm_judge import DEFAULT_JUDGE_PROMPT, JudgeRequestError, LLMJudge, parse_verdict
+from rlhf.annotators.llm_judge import DEFAULT_JUDGE_PROMPT, JudgeRequestError, LLMJudge, parse_verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from openai_stub import OpenAIStubServer  # noqa: E402
@@ -94,7 +94,7 @@ def test_parse_verdict_takes_the_last_marker_and_custom_templates():
 
 
 def test_fastchat_pair_prompt_loads(shared_data_dir):
-    from rlhf.evaluate.llm_judge import load_fastchat_judge_prompt
+    from rlhf.annotators.llm_judge import load_fastchat_judge_prompt
 
     prompt = load_fastchat_judge_prompt("pair-v2", shared_data_dir / "eval" / "llm_judge_prompts.jsonl.gz")
     assert {"question", "answer_a", "answer_b"} <= prompt.fields()

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from rlhf.core.errors import ConfigError, DataError
-from rlhf.evaluate.prompt_sets import (load_jsonl_prompts, load_mt_bench, load_prompt_set, load_user_oriented,
-                                       prompt_text)
+from rlhf.annotators.base import prompt_text
+from rlhf.evaluate.prompt_sets import load_jsonl_prompts, load_mt_bench, load_prompt_set, load_user_oriented
 
 
 def write(path, lines):

@@ -1,7 +1,7 @@
 import pytest
 
-from rlhf.evaluate.ranking import (borda_points, borda_scores, group_mean_std, human_ranking_study, pairwise_counts,
-                                   tideman_ranks, tideman_tiers)
+from rlhf.data.tideman import pairwise_counts, tideman_ranks, tideman_tiers
+from rlhf.evaluate.ranking import borda_points, borda_scores, group_mean_std, human_ranking_study
 
 
 def test_thesis_table_9():

@@ -1,4 +1,4 @@
-"""Each kind of bad input gives one clear error naming file and record, or a counted, logged skip (issue 8 §3).
+"""Each kind of bad input gives one clear error naming file and record, or a counted, logged skip.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import logging
 
 import pytest
 
+from rlhf.core.models import load_backbone_tokenizer
 from rlhf.data.absolute_datamodule import AbsoluteDataModule, load_absolute_records
 from rlhf.data.preference_datamodule import PreferenceDataModule
 from rlhf.data.prompt_datamodule import PromptDataModule
@@ -24,7 +25,7 @@ def jsonl(path, rows) -> str:
 
 
 def sft(path, max_length=128):
-    return SFTDataModule(MODEL, [{"path": path, "adapter": "generic", "fields": {"prompt": "prompt",
+    return SFTDataModule(load_backbone_tokenizer(MODEL), sources=[{"path": path, "adapter": "generic", "fields": {"prompt": "prompt",
                                                                                   "response": "response"}}],
                          max_length=max_length, val_fraction=0.0, batch_size=2)
 
@@ -67,7 +68,7 @@ def test_some_sft_examples_truncated_away_are_counted_and_logged(tmp_path, caplo
 
 def test_invalid_error_mode_names_file_and_record(tmp_path):
     path = jsonl(tmp_path / "mixed.jsonl", [{"prompt": "a", "response": "b"}, {"prompt": LONG, "response": "short"}])
-    module = SFTDataModule(MODEL, [{"path": path, "adapter": "generic", "fields": {"prompt": "prompt",
+    module = SFTDataModule(load_backbone_tokenizer(MODEL), sources=[{"path": path, "adapter": "generic", "fields": {"prompt": "prompt",
                                                                                     "response": "response"}}],
                            max_length=32, val_fraction=0.0, batch_size=2, invalid="error")
     with pytest.raises(DataError, match=r"mixed.jsonl record 2 has no response token left after truncation"):
@@ -85,7 +86,7 @@ def test_empty_response_is_a_counted_logged_skip(tmp_path, caplog):
 
 
 def prompts(path, max_prompt_tokens=64, overlong="drop"):
-    return PromptDataModule(MODEL, [{"path": path, "adapter": "generic", "kind": "prompt",
+    return PromptDataModule(load_backbone_tokenizer(MODEL), sources=[{"path": path, "adapter": "generic", "kind": "prompt",
                                      "fields": {"prompt": "prompt"}}], max_prompt_tokens=max_prompt_tokens,
                             overlong=overlong, batch_size=2)
 
@@ -106,7 +107,7 @@ def test_only_overlong_prompts_is_an_error(tmp_path):
 
 
 def absolute(path):
-    return AbsoluteDataModule(MODEL, [{"path": path}], max_length=64, min_prompt_tokens=16, val_fraction=0.0)
+    return AbsoluteDataModule(load_backbone_tokenizer(MODEL), sources=[{"path": path}], max_length=64, min_prompt_tokens=16, val_fraction=0.0)
 
 
 @pytest.mark.parametrize("label, message", [
@@ -139,11 +140,11 @@ def test_criterion_label_out_of_range(tmp_path):
 
 def test_preference_schema_errors(tmp_path):
     path = jsonl(tmp_path / "pairs.jsonl", [{"prompt": "p", "chosen": "a"}])
-    module = PreferenceDataModule(MODEL, [{"path": path, "adapter": "pairs"}], max_length=64, min_prompt_tokens=16)
+    module = PreferenceDataModule(load_backbone_tokenizer(MODEL), sources=[{"path": path, "adapter": "pairs"}], max_length=64, min_prompt_tokens=16)
     with pytest.raises(DataError, match=r"pairs.jsonl, record 1: missing field 'rejected'"):
         module.setup()
     path = jsonl(tmp_path / "groups.jsonl", [{"prompt": [{"role": "user", "content": "p"}],
                                               "responses": ["a", "b"], "ranks": [0]}])
-    module = PreferenceDataModule(MODEL, [{"path": path, "adapter": "grouped"}], max_length=64, min_prompt_tokens=16)
+    module = PreferenceDataModule(load_backbone_tokenizer(MODEL), sources=[{"path": path, "adapter": "grouped"}], max_length=64, min_prompt_tokens=16)
     with pytest.raises(DataError, match=r"groups.jsonl, record 1: 2 responses but 1 ranks"):
         module.setup()

@@ -1,4 +1,4 @@
-"""A stop in the middle of an epoch resumes at the next batch of the same shuffle (issue 8 §1)."""
+"""A stop in the middle of an epoch resumes at the next batch of the same shuffle."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "callbacks"))  # test_signal_checkpoint lives there
 from dummy import TinyRegression, quiet_trainer  # noqa: E402
 from test_signal_checkpoint import SendSignal  # noqa: E402
 

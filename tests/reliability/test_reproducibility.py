@@ -1,4 +1,4 @@
-"""Same seed and config -> identical metrics on CPU; the run dir records what produced them (issue 8 §5)."""
+"""Same seed and config -> identical metrics on CPU; the run dir records what produced them."""
 
 from __future__ import annotations
 

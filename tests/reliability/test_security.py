@@ -1,4 +1,4 @@
-"""Loading never runs code from a file (issue 8 §4): a static scan of the package plus runtime checks."""
+"""Loading never runs code from a file: a static scan of the package plus runtime checks."""
 
 from __future__ import annotations
 

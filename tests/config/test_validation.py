@@ -1,0 +1,71 @@
+"""validate_config on configs composed exactly as `python -m rlhf.train` composes them (issue 8 §3)."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from rlhf.config.validation import validate_config
+from rlhf.core.errors import ConfigError
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))  # tests_conf lives there
+from tests_conf import CONFIG_DIR  # noqa: E402
+
+SFT = ["model=tiny", "data=alpaca", "logger=csv"]
+
+
+def composed(*overrides: str):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose("train", overrides=[*SFT, *overrides])
+
+
+@pytest.mark.parametrize("overrides", [
+    [], ["stage=ppo", "data=prompts_demo"], ["stage=reward", "data=hh_rlhf_pairs"],
+    ["trainer=gpu", "strategy=fsdp2", "logger=many", "peft=none"],
+])
+def test_shipped_configs_pass(overrides):
+    validate_config(composed(*overrides))
+
+
+@pytest.mark.parametrize("override, key, message", [
+    # unknown keys: Hydra lets `+` additions through; each names the full path and the allowed keys
+    ("+lr=0.1", "lr", r"unknown key for the top level; allowed: \[.*'seed'"),
+    ("+trainer.max_stpes=3", "trainer.max_stpes", r"lightning.pytorch.Trainer \(did you mean 'max_steps'\?\)"),
+    ("+callbacks.kl_ceiling.cieling=3", "callbacks.kl_ceiling.cieling", r"did you mean 'ceiling'"),
+    ("+model.sorce=x", "model.sorce", r"unknown key for ModelConfig \(did you mean 'source'\?\); allowed: \['cache_dir'"),
+    ("+stage.module.optim.learning_rate=1", "stage.module.optim.learning_rate", r"allowed: \['betas', 'eps'"),
+    # wrong types, judged from the target's annotations
+    ("trainer.max_steps=abc", "trainer.max_steps", r"expects int, got str 'abc'"),
+    # out of range
+    ("stage.module.optim.lr=-1e-4", "stage.module.optim.lr", r"must be a number >= 0, got -0.0001"),
+    ("peft.dropout=1.0", "peft.dropout", r"must be a number >= 0 and < 1, got 1.0"),
+    ("peft.r=0", "peft.r", r"must be an integer >= 1"),
+    ("data.batch_size=0", "data.batch_size", r"must be an integer >= 1"),
+    ("data.val_fraction=-0.1", "data.val_fraction", r"got -0.1"),
+    ("stage.module.optim.betas=[0.9,1.5]", "stage.module.optim.betas", r"a list of 2 numbers in \[0, 1\)"),
+    ("stage.module.optim.schedule=cosin", "stage.module.optim.schedule", r"'cosin' is not allowed; allowed: \['cosine'"),
+    ("model.dtype=float33", "model.dtype", r"allowed: \['float32'"),
+    ("trainer.gradient_clip_val=-1", "trainer.gradient_clip_val", r"got -1"),
+    ("seed=1.5", "seed", r"must be an integer"),
+    # a required value left unset
+    ("data=jsonl", "data.sources.0.path", r"required but not set"),
+])
+def test_each_bad_config_names_its_key(override, key, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        validate_config(composed(override))
+    assert caught.value.key == key
+
+
+@pytest.mark.parametrize("override, key", [
+    ("stage.module.update.clip_eps=0", "stage.module.update.clip_eps"),
+    ("stage.module.update.gamma=1.2", "stage.module.update.gamma"),
+    ("stage.module.rollout.top_p=0", "stage.module.rollout.top_p"),
+    ("stage.module.rollout.temperature=-1", "stage.module.rollout.temperature"),
+    ("+stage.module.rolout={}", "stage.module.rolout"),
+])
+def test_ppo_ranges(override, key):
+    with pytest.raises(ConfigError) as caught:
+        validate_config(composed("stage=ppo", "data=prompts_demo", override))
+    assert caught.value.key == key
