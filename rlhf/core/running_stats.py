@@ -48,7 +48,7 @@ class RunningMeanStd:
         divide_std: bool = False,
         eps: float = 1e-8,
     ) -> torch.Tensor:
-        """(x − μ) / (σ + ε), each part switchable; mean-only is the Qwen reading (METHODS.md §8.3.6)."""
+        """(x − μ) / (σ + ε), each part switchable; mean-only is the Qwen reading (docs/methods.md §8.3.6)."""
         if subtract_mean:
             x = x - self.mean
         if divide_std:

@@ -1,9 +1,9 @@
 """RewardModule: a scalar-head RM trained on preferences (pairs / K-way rankings) or absolute labels.
 
-METHODS §3: the backbone (an SFT folder, the embedded SmolLM2 or the tiny test model) gets a
-linear head with one output (002_e26accabd985358d.txt §5.3); the score is read at the last real
+docs/methods.md §3: the backbone (an SFT folder, the embedded SmolLM2 or the tiny test model) gets a
+linear head with one output (thesis §5.3); the score is read at the last real
 token (rlhf.reward_model.scoring.sequence_scores). A K-way ranking costs one forward per response and is
-expanded to its pairs inside the loss (METHODS §3.3-3.4).
+expanded to its pairs inside the loss (docs/methods.md §3.3-3.4).
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ class RewardModule(L.LightningModule):
 
     @torch.no_grad()
     def reference_stats(self, loader) -> dict:
-        """Mean and std of the raw head output z over a reference set (METHODS §3.9, §4.3)."""
+        """Mean and std of the raw head output z over a reference set (docs/methods.md §3.9, §4.3)."""
         moments = RewardMoments().to(self.device)
         was_training = self.model.training
         self.model.eval()
@@ -204,7 +204,7 @@ class RewardModule(L.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": build_scheduler(optimizer, self.optim_cfg, total, f"{KEY}.optim")}
 
     def stats_record(self) -> dict:
-        """The reward_stats.json of CONTRACTS.md; mean 0 / std 1 (identity) when never measured."""
+        """The reward_stats.json that scoring.py reads; mean 0 / std 1 (identity) when never measured."""
         stats = self.reward_stats or {"mean": 0.0, "std": 1.0, "n": 0}
         return {**stats, "kind": self.kind, "template": self.template, "max_length": self.max_length,
                 "min_prompt_tokens": self.min_prompt_tokens, "loss": self.loss_cfg.name}

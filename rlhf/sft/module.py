@@ -1,4 +1,4 @@
-"""SFTModule: causal-LM fine-tuning with the loss on assistant tokens only (METHODS §2)."""
+"""SFTModule: causal-LM fine-tuning with the loss on assistant tokens only (docs/methods.md §2)."""
 
 from __future__ import annotations
 

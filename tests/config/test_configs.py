@@ -1,4 +1,4 @@
-"""Every yaml under configs/ composes with Hydra's compose API (issue 3, point 2).
+"""Every yaml under configs/ composes with Hydra's compose API.
 
 Files are discovered at collection time, so a config added by anyone is tested without editing
 this file. A group option is composed as `train` + `<group>=<option>`: the other groups keep their
@@ -71,7 +71,7 @@ def _targets(node) -> list[str]:
 
 
 def test_discovery_sees_the_known_groups():
-    # A guard that the glob itself works: these groups are named in CONTRACTS.md.
+    # A guard that the glob itself works: these groups are listed in README.md (Config groups).
     groups = {group for group, _ in _group_options()}
     assert {"model", "peft", "stage", "data", "trainer", "strategy", "logger", "callbacks", "paths"} <= groups
     assert PRIMARY in _primary_configs()
@@ -133,7 +133,8 @@ def test_option_changes_the_composed_value(tmp_path):
 
 
 def test_two_stage_curriculum_carries_the_thesis_recipe(tmp_path):
-    # METHODS §2.3 / §2.6 (002 §5.2, Table 3): pre_sft 1 epoch on alpaca + GSM8K (+ dolly when present),
+    # docs/methods.md §2.3 / §2.6 (thesis §5.2, Table 3): pre_sft 1 epoch on alpaca + GSM8K
+    # (+ dolly when present),
     # then sft 2 epochs on OASST threads, LoRA r16 a32 all-linear, lr 1e-4, eps 1e-12, cosine, warmup 0.03,
     # clip 0.3, accumulation 16, batch 4, 2048 tokens, 95/5 split.
     cfg, _ = _compose(PRIMARY, ["experiment=sft_two_stage"], tmp_path)

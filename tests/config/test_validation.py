@@ -1,4 +1,4 @@
-"""validate_config on configs composed exactly as `python -m rlhf.train` composes them (issue 8 §3)."""
+"""validate_config on configs composed exactly as `python -m rlhf.train` composes them."""
 
 from __future__ import annotations
 
