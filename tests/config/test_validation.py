@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import open_dict
 
 from rlhf.config.validation import validate_config
 from rlhf.core.errors import ConfigError
@@ -68,4 +70,52 @@ def test_each_bad_config_names_its_key(override, key, message):
 def test_ppo_ranges(override, key):
     with pytest.raises(ConfigError) as caught:
         validate_config(composed("stage=ppo", "data=prompts_demo", override))
+    assert caught.value.key == key
+
+
+def composed_as_run(tmp_path, *overrides: str):
+    """Composed with the hydra node set, as inside a run, so `${paths.data_dir}` (which reads
+    `${hydra:runtime.cwd}`) resolves and the sources that use it are checked too."""
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=[*SFT, *overrides], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(tmp_path)
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+REWARD = ["stage=reward", "data=hh_rlhf_pairs"]
+ABSOLUTE = ["stage=reward_absolute", "data=absolute_jsonl", "data.sources.0.path=labels.jsonl"]
+PPO = ["stage=ppo", "data=prompts_demo"]
+
+
+@pytest.mark.parametrize("overrides, key, message", [
+    # a typo at each depth of the typed sections: the full key path, a suggestion, the allowed keys
+    (["+stage.module.optim.lrr=1"], "stage.module.optim.lrr",
+     r"OptimConfig \(did you mean 'lr'\?\); allowed: \['betas', 'eps', 'grad_clip', 'lr', 'schedule'"),
+    ([*REWARD, "+stage.module.loss.marginn=1"], "stage.module.loss.marginn",
+     r"PairwiseLogisticLossConfig \(did you mean 'margin'\?\); allowed: \['center_coef', 'group_mean', 'margin', 'name'\]"),
+    ([*REWARD, "reward_loss@stage.module.loss=mse", "+stage.module.loss.center_coef=1"], "stage.module.loss.center_coef",
+     r"MSELossConfig \(did you mean 'penalty_coef'\?\); allowed: \['name', 'penalty_coef'\]"),
+    (["+data.batch_sizee=1"], "data.batch_sizee", r"SFTDataConfig \(did you mean 'batch_size'\?\); allowed: \[.*'val_fraction'\]"),
+    ([*REWARD, "+data.pairz=all_pairs"], "data.pairz", r"PreferenceDataConfig \(did you mean 'pairs'\?\)"),
+    (["+data.sources.0.adaptr=alpaca"], "data.sources.0.adaptr",
+     r"SourceConfig \(did you mean 'adapter'\?\); allowed: \['adapter', 'builtin', 'fields'"),
+    ([*ABSOLUTE, "+data.sources.0.limt=3"], "data.sources.0.limt",
+     r"AbsoluteSourceConfig \(did you mean 'limit'\?\); allowed: \['limit', 'path', 'split'\]"),
+    ([*PPO, "data.ptx={sources: [{builtin: demo, nn: 3}]}"], "data.ptx.sources.0.nn",
+     r"SourceConfig \(did you mean 'n'\?\); allowed: \['adapter'"),
+    # out of range: the range is named
+    (["data.batch_size=0"], "data.batch_size", r"must be an integer >= 1, got 0"),
+    (["stage.module.optim.lr=-1"], "stage.module.optim.lr", r"must be a number >= 0, got -1"),
+    ([*REWARD, "stage.module.loss.margin=-1"], "stage.module.loss.margin", r"must be a number >= 0, got -1"),
+    ([*REWARD, "data.rank_gap_margin=-1"], "data.rank_gap_margin", r"must be a number >= 0, got -1"),
+    ([*PPO, "data.max_prompt_tokens=0"], "data.max_prompt_tokens", r"must be an integer >= 1 \(or null\), got 0"),
+    (["data.sources.0.limit=0"], "data.sources.0.limit", r"must be an integer >= 1 \(or null\), got 0"),
+])
+def test_typed_stage_and_data_sections_name_the_full_key(tmp_path, overrides, key, message):
+    with pytest.raises(ConfigError, match=message) as caught:
+        validate_config(composed_as_run(tmp_path, *overrides))
     assert caught.value.key == key
