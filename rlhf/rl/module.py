@@ -57,8 +57,7 @@ class PPOModule(L.LightningModule):
         super().__init__()
         sections = dict(critic=critic, rollout=rollout, score=score, kl=kl, update=update, actor_optim=actor_optim,
                         critic_optim=critic_optim)
-        given = {k: (to_dict(v) if not isinstance(v, dict) and v is not None else v) for k, v in sections.items()}
-        cfg = as_config(PPOModuleConfig, {k: v for k, v in given.items() if v is not None}, KEY)
+        cfg = as_config(PPOModuleConfig, {k: _plain(v) for k, v in sections.items() if v is not None}, KEY)
         self.cfg = cfg
         self.save_hyperparameters({"model": _plain(model), "peft": _plain(peft), "reward_fn": _plain(reward_fn),
                                    **{k: to_dict(getattr(cfg, k)) for k in sections}, "seed": seed,

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import torch
 
+from rlhf.core.running_stats import RunningMeanStd
 from rlhf.rl.config import RolloutConfig, ScoreConfig
-from rlhf.rl.score_normalization import RunningMeanStd, clip_scores
+from rlhf.rl.score_normalization import clip_scores
 
 
 class ScoreShaper:
