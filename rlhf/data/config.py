@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from rlhf.core.schema import FRACTION, NON_NEGATIVE, POSITIVE, REQUIRED, section, setting
+from rlhf.data.pairs import PAIR_BUILDERS
+from rlhf.data.prompt_encoding import OVERLONG_MODES
+from rlhf.data.templates import TEMPLATES as TEMPLATE_CLASSES
 
-TEMPLATES = ("chatml", "ice_grt")                          # rlhf.data.templates.TEMPLATES
-PAIR_STRATEGIES = ("all_pairs", "top2_bottom2", "best_vs_rest")  # rlhf.data.pairs.PAIR_BUILDERS
+TEMPLATES = tuple(TEMPLATE_CLASSES)
+PAIR_STRATEGIES = tuple(PAIR_BUILDERS)
 TRUNCATIONS = ("group", "per_response")
 PADDING_SIDES = ("left", "right")
 INVALID_ACTIONS = ("skip", "error")
 WEIGHT_MODES = ("scaled", "one_plus")                      # rlhf.data.imbalance.apply_variant
-OVERLONG_MODES = ("drop", "truncate")                      # rlhf.data.prompt_encoding.OVERLONG_MODES
 BUILTINS = ("demo",)                                       # rlhf.data.source_spec
 
 
