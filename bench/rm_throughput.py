@@ -15,14 +15,10 @@ figure is the median over runs of the median timed step after `--warmup` untimed
 
 from __future__ import annotations
 
-import argparse
-
-from harness import (interleaved_runs, median_summary, multi_worker_main, parse_quick, peak_gpu_mb, peak_rss_mb,
-                     steady_step_s)
+import pair_bench
+from harness import multi_worker_main, peak_gpu_mb, peak_rss_mb, steady_step_s
 from ppo_settings import LORA, model_overrides, model_spec
 
-SYSTEMS = ("ours", "ours_padded", "trl")
-QUICK = ["--model", "tiny", "--runs", "1", "--batch", "4", "--max-length", "64", "--min-prompt-tokens", "32", "--steps", "2", "--threads", "1"]
 LR, GRAD_CLIP = 5e-5, 0.3
 
 
@@ -103,60 +99,12 @@ def trl_worker(args) -> dict:
 WORKERS = {"ours": ours_worker, "ours_padded": ours_padded_worker, "trl": trl_worker}
 
 
-def worker_args(args, system: str) -> list[str]:
-    out = ["--worker", system, "--model", args.model, "--batch", str(args.batch), "--max-length", str(args.max_length),
-           "--min-prompt-tokens", str(args.min_prompt_tokens), "--warmup", str(args.warmup), "--steps", str(args.steps)]
-    if args.model_source:
-        out += ["--model-source", args.model_source]
-    if args.data_dir:
-        out += ["--data-dir", args.data_dir]
-    if args.gpu:
-        out.append("--gpu")
-    return out
-
-
 def compare(args) -> dict:
-    jobs = [(system, worker_args(args, system)) for system in args.systems]
-    runs = interleaved_runs(__file__, jobs, args.runs, args.timeout, args.threads)
-    summary = {system: median_summary(results) for system, results in runs.items()}
-    ratios = {}
-    for system in ("ours", "ours_padded"):
-        if {system, "trl"} <= set(summary):
-            suffix = "" if system == "ours" else f"_{system}"
-            ratios[f"pairs_per_s_vs_trl{suffix}"] = round(summary[system]["pairs_per_s"] / summary["trl"]["pairs_per_s"], 3)
-            ratios[f"peak_rss_vs_trl{suffix}"] = round(summary[system]["peak_rss_mb"] / summary["trl"]["peak_rss_mb"], 3)
-    return {"median": summary, "ratios": ratios, "runs": runs}
-
-
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="smollm2-135m", help="a configs/model group (tiny, smollm2-135m, hub)")
-    p.add_argument("--model-source", default=None, help="model.source override, e.g. a larger hub id or folder")
-    p.add_argument("--batch", type=int, default=8, help="preference pairs per optimizer step")
-    p.add_argument("--max-length", type=int, default=256, help="tokens per sequence after truncation")
-    p.add_argument("--min-prompt-tokens", type=int, default=64, help="prompt tokens kept when truncating")
-    p.add_argument("--data-dir", default=None, help="default: $RLHF_DATA_DIR or ../shared/data")
-    p.add_argument("--systems", default="ours,trl", help=f"comma-separated, of {', '.join(SYSTEMS)}")
-    p.add_argument("--runs", type=int, default=3, help="fresh processes per system (median reported)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed optimizer steps at the start of each run")
-    p.add_argument("--steps", type=int, default=4, help="timed optimizer steps per run")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: one per core)")
-    p.add_argument("--timeout", type=float, default=3600, help="seconds per worker process")
-    p.add_argument("--gpu", action="store_true", help="CUDA bf16; FSDP2 on one GPU for ours")
-    p.add_argument("--quick", action="store_true", help="tiny model, batch 4, 64 tokens, 1 run: a smoke run")
-    p.add_argument("--worker", choices=SYSTEMS, help=argparse.SUPPRESS)
-    return p
+    return pair_bench.compare(args, __file__)
 
 
 def parse(argv: list[str] | None):
-    args = parse_quick(parser, argv, QUICK, mark_quick=True)
-    # a few spare pairs: groups whose two responses are identical are dropped by the data module
-    args.pairs_loaded = args.batch * (args.warmup + args.steps + 2)
-    if not args.worker:
-        args.systems = args.systems.split(",")
-        if set(args.systems) - set(SYSTEMS):
-            raise SystemExit(f"unknown system in {args.systems}; allowed: {SYSTEMS}")
-    return args
+    return pair_bench.parse(lambda: pair_bench.parser(__doc__), argv)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,8 +1,11 @@
 """The whole RLHF pipeline in one run dir: SFT -> sample K -> annotate -> RM -> PPO -> evaluate.
 
-The stages are the generic flow of docs/methods.md §1.
+The stages are the generic flow of docs/methods.md §1; DPO (experiment=dpo) replaces RM and PPO by one
+policy stage trained on the annotations, and `rounds` > 1 repeats `round_stages` (experiment=dpo_iterative).
 
     python -m rlhf.pipeline                          # CPU demo on the built-in task
+    python -m rlhf.pipeline experiment=dpo_iterative rounds=3
+    python -m rlhf.pipeline experiment=rlvr          # SFT -> GRPO on a verifiable reward -> held-out accuracy
     python -m rlhf.pipeline -m experiment=crs ppo.overrides.reward_fn.w=0.25,0.5,0.75
     python -m rlhf.pipeline run_dir=runs/pipeline/<time>   # resume: finished stages are skipped
 
@@ -13,6 +16,7 @@ artifact exists (artifacts are published atomically); a stopped stage resumes fr
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from pathlib import Path
@@ -26,13 +30,17 @@ import rlhf.config.store  # noqa: F401  (registers the config schemas before Hyd
 from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
 from rlhf.data.source_spec import load_source
 from rlhf.core.errors import ConfigError, exit_on_error
+from rlhf.pipeline_accuracy import EVALUATE_MODES, accuracy_headline_metrics, accuracy_stage
 from rlhf.pipeline_report import evaluate_stage, headline_metrics
 from rlhf.core.run_info import write_run_info
 from rlhf.sweep_summary import write_final_metrics
 
 log = logging.getLogger(__name__)
 
-STAGES = ("pre_sft", "sft", "sample", "annotate", "reward", "reward_absolute", "ppo", "evaluate")
+STAGES = ("pre_sft", "sft", "sample", "annotate", "reward", "reward_absolute", "ppo", "dpo", "evaluate")
+POLICY_STAGES = ("ppo", "dpo")
+"""Stages whose export is a policy: each starts from the current policy (SFT's export, then the last policy
+stage's), the sample stage samples from it, and evaluate compares the last one with SFT."""
 
 
 def stage_dir(cfg: DictConfig, stage: str) -> Path:
@@ -48,16 +56,16 @@ def artifact_path(cfg: DictConfig, stage: str) -> Path:
     if given:
         return Path(given)
     products = {"pre_sft": "model/merged", "sft": "model/merged", "reward": "model/merged", "reward_absolute": "model/merged", "ppo": "model/merged",
-                "sample": "samples.jsonl", "annotate": "rankings.jsonl", "evaluate": "report.md"}
+                "dpo": "model/merged", "sample": "samples.jsonl", "annotate": "rankings.jsonl", "evaluate": "report.md"}
     return stage_dir(cfg, stage) / products[stage]
 
 
 def wire_inputs(cfg: DictConfig, stage: str, stage_cfg: DictConfig) -> None:
     """Fill the inputs a stage leaves as `???` with the artifacts of earlier stages: the annotations
-    for the reward models, the reward models for PPO. A value set in config is never replaced."""
+    for the reward models and DPO, the reward models for PPO. A value set in config is never replaced."""
     annotations = artifact_path(cfg, "annotate")
-    if stage in ("reward", "reward_absolute"):
-        source = annotations if stage == "reward" else annotations.with_name("labels.jsonl")
+    if stage in ("reward", "reward_absolute", "dpo"):
+        source = annotations.with_name("labels.jsonl") if stage == "reward_absolute" else annotations
         for spec in stage_cfg.data.get("sources") or []:
             if "path" in spec.keys() and OmegaConf.is_missing(spec, "path"):
                 spec.path = str(source)
@@ -119,7 +127,8 @@ def sample_stage(cfg: DictConfig, policy: Path) -> Path:
     for start in range(0, len(prompts), per_call):
         chunk = prompts[start:start + per_call]
         texts = generate_batch(model, tokenizer, [p["prompt"] for p in chunk for _ in range(spec.k)], decoding)
-        rows += [{"id": p.get("id", str(start + i)), "prompt": p["prompt"], "responses": texts[i * spec.k:(i + 1) * spec.k]}
+        rows += [{"id": p.get("id", str(start + i)), "prompt": p["prompt"], "responses": texts[i * spec.k:(i + 1) * spec.k],
+                  **({"metadata": p["metadata"]} if "metadata" in p else {})}
                  for i, p in enumerate(chunk)]
     return write_jsonl_atomic(artifact_path(cfg, "sample"), rows)
 
@@ -141,41 +150,109 @@ def annotate_stage(cfg: DictConfig, samples: Path) -> Path:
     return out
 
 
+def round_config(cfg: DictConfig, round_no: int) -> DictConfig:
+    """The pipeline config of round `round_no` (1-based) of the round stages: run dir run_dir/round_<r>,
+    seed + r - 1. Round 1 keeps the shared and given artifacts of those stages; later rounds have new
+    inputs (the previous round's policy), so none of their stages is shared or given."""
+    out = copy.deepcopy(cfg)
+    out.run_dir = str(Path(cfg.run_dir) / f"round_{round_no}")
+    out.seed = cfg.seed + round_no - 1
+    if round_no > 1:
+        out.shared_stages = [s for s in cfg.get("shared_stages") or [] if s not in cfg.round_stages]
+        for stage in cfg.round_stages:
+            out.artifacts[stage] = None
+    return out
+
+
+def schedule(cfg: DictConfig) -> list[tuple[str, DictConfig, str]]:
+    """(stage, its config, its name in pipeline.json) in run order: the stages of `stages` that are in
+    `round_stages` run `rounds` times, each round with round_config; the others run once."""
+    rounds = int(cfg.get("rounds") or 1)
+    if rounds < 1:
+        raise ConfigError("rounds", f"must be at least 1, got {rounds}")
+    looped = [i for i, s in enumerate(cfg.stages) if rounds > 1 and s in cfg.round_stages]
+    if looped and looped != list(range(looped[0], looped[-1] + 1)):
+        raise ConfigError("round_stages", f"the repeated stages must follow each other in `stages` "
+                                          f"({list(cfg.stages)}); got {list(cfg.round_stages)}")
+    if looped and not any(cfg.stages[i] in POLICY_STAGES for i in looped):
+        raise ConfigError("round_stages", f"rounds={rounds} repeats {[cfg.stages[i] for i in looped]}, "
+                                          f"which train no policy ({list(POLICY_STAGES)}): every round would be the same")
+    plan = [(s, cfg, s) for s in cfg.stages[:looped[0]]] if looped else [(s, cfg, s) for s in cfg.stages]
+    if looped:
+        for round_no in range(1, rounds + 1):
+            round_cfg = round_config(cfg, round_no)
+            plan += [(cfg.stages[i], round_cfg, f"round_{round_no}/{cfg.stages[i]}") for i in looped]
+        plan += [(s, cfg, s) for s in cfg.stages[looped[-1] + 1:]]
+    return plan
+
+
+def evaluated_policy(cfg: DictConfig) -> str:
+    """The policy stage evaluate compares with SFT: the last in `stages`, else the one given in `artifacts`."""
+    listed = [s for s in cfg.stages if s in POLICY_STAGES]
+    if listed:
+        return listed[-1]
+    given = [s for s in POLICY_STAGES if (cfg.get("artifacts") or {}).get(s)]
+    return given[-1] if given else "ppo"
+
+
+def evaluate_mode(cfg: DictConfig) -> str:
+    """`evaluate.mode`: gold (the annotator judges policy vs SFT, pipeline_report) or accuracy (a verifiable
+    reward grades both on held-out prompts, pipeline_accuracy)."""
+    mode = (cfg.get("evaluate") or {}).get("mode", "gold")
+    if mode not in EVALUATE_MODES:
+        raise ConfigError("evaluate.mode", f"must be one of {list(EVALUATE_MODES)}, got {mode!r}")
+    return mode
+
+
 def run(cfg: DictConfig) -> dict:
     unknown = [s for s in cfg.stages if s not in STAGES]
     if unknown:
         raise ConfigError("stages", f"unknown stage(s) {unknown}; allowed: {list(STAGES)}")
     write_run_info(cfg, cfg.run_dir)
     done = {}
-    for stage in cfg.stages:
-        product = artifact_path(cfg, stage)
+    policy = artifact_path(cfg, "sft")   # what sample draws from and a policy stage starts from
+    policy_stage = evaluated_policy(cfg)
+    policy_run_dir = stage_dir(cfg, policy_stage)
+    for stage, stage_cfg, name in schedule(cfg):
+        if stage == "sample" and name != stage:
+            done[name.replace("/sample", "/policy")] = policy   # the round's start, recorded in pipeline.json
+        product = artifact_path(stage_cfg, stage)
         if product.exists():
-            log.info("stage %s: artifact %s exists, skipped", stage, product)
-            done[stage] = product
-            continue
-        if stage == "pre_sft":
-            done[stage] = run_training_stage(cfg, stage, None)
+            log.info("stage %s: artifact %s exists, skipped", name, product)
+            done[name] = product
+        elif stage == "pre_sft":
+            done[name] = run_training_stage(stage_cfg, stage, None)
         elif stage == "sft":
             # The thesis curriculum (thesis §5.2): stage 2 starts from stage 1's merged weights.
             start = str(artifact_path(cfg, "pre_sft")) if "pre_sft" in cfg.stages else None
-            done[stage] = run_training_stage(cfg, stage, start)
+            done[name] = run_training_stage(stage_cfg, stage, start)
         elif stage == "sample":
-            done[stage] = sample_stage(cfg, artifact_path(cfg, "sft"))
+            done[name] = sample_stage(stage_cfg, policy)
         elif stage == "annotate":
-            done[stage] = annotate_stage(cfg, artifact_path(cfg, "sample"))
+            done[name] = annotate_stage(stage_cfg, artifact_path(stage_cfg, "sample"))
         elif stage in ("reward", "reward_absolute"):
-            done[stage] = run_training_stage(cfg, stage, str(artifact_path(cfg, "sft")))
-        elif stage == "ppo":
-            done[stage] = run_training_stage(cfg, stage, str(artifact_path(cfg, "sft")))
+            done[name] = run_training_stage(stage_cfg, stage, str(artifact_path(cfg, "sft")))
+        elif stage in POLICY_STAGES:
+            done[name] = run_training_stage(stage_cfg, stage, str(policy))
         elif stage == "evaluate":
-            done[stage] = evaluate_stage(cfg, artifact_path(cfg, "sft"), artifact_path(cfg, "ppo"),
-                                         stage_dir(cfg, "ppo"), artifact_path(cfg, "reward"),
-                                         stage_dir(cfg, "evaluate"))
+            evaluated = policy if policy_stage in cfg.stages else artifact_path(cfg, policy_stage)
+            if evaluate_mode(cfg) == "accuracy":
+                done[name] = accuracy_stage(cfg, artifact_path(cfg, "sft"), evaluated, stage_dir(cfg, "evaluate"),
+                                            policy_stage)
+            else:
+                done[name] = evaluate_stage(cfg, artifact_path(cfg, "sft"), evaluated, policy_run_dir,
+                                            artifact_path(cfg, "reward"), stage_dir(cfg, "evaluate"), policy_stage)
+        if stage == "sft" or stage in POLICY_STAGES:
+            policy = done[name]
+            if stage == policy_stage:
+                policy_run_dir = stage_dir(stage_cfg, stage)
     summary = {stage: str(path) for stage, path in done.items()}
     (Path(cfg.run_dir) / "pipeline.json").write_text(json.dumps(summary, indent=2))
     final = stage_dir(cfg, "evaluate") / "summary.json"
     if final.exists():
-        write_final_metrics(cfg.run_dir, headline_metrics(json.loads(final.read_text())))
+        result = json.loads(final.read_text())
+        headline = accuracy_headline_metrics if result.get("mode") == "accuracy" else headline_metrics
+        write_final_metrics(cfg.run_dir, headline(result))
     return summary
 
 

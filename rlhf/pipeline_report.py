@@ -1,5 +1,6 @@
-"""The pipeline's last stage: PPO vs SFT on held-out prompts, judged by the gold annotator, with the
-training curves and the over-optimisation curve (gold and proxy reward against sqrt(KL)).
+"""The pipeline's last stage: the trained policy (PPO's or DPO's export) vs SFT on held-out prompts, judged
+by the gold annotator, with the training curves and, for PPO, the over-optimisation curve (gold and proxy
+reward against sqrt(KL)).
 
 Gold is the annotator's noise-free score (the simulated labeller in the demo); proxy is the reward
 model PPO optimised. The win rate counts ties as half (docs/methods.md §5.4); the gold-reward gain is a paired
@@ -25,10 +26,17 @@ from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic  # noqa: E402
 from rlhf.data.source_spec import load_source  # noqa: E402
 from rlhf.evaluate.generation import DecodingSettings, generate_file  # noqa: E402
 from rlhf.evaluate.report import Section, Table, write_report  # noqa: E402
-from rlhf.evaluate.stats import bootstrap_ci, summarize_outcomes  # noqa: E402
+from rlhf.evaluate.stats import paired_gain, summarize_outcomes  # noqa: E402
 
 
 KL_METRIC = "train/kl_objective"   # mean over rollouts of the summed per-token KL (what PPO logs)
+TRAINING_FIGURES = {   # policy stage -> (metrics, file, title) of each training-curve figure
+    "ppo": ((["train/reward_raw_mean", "train/reward_mean"], "reward.png", "PPO reward"),
+            ([KL_METRIC, "train/kl_per_token", "train/beta"], "kl.png", "PPO KL"),
+            (["train/value_loss", "train/explained_variance", "train/response_length"], "ppo_stats.png", "PPO internals")),
+    "dpo": ((["train/loss", "train/rewards/margins", "train/rewards/accuracy"], "dpo_loss.png", "DPO loss and implicit reward"),
+            (["train/kl/reference", "train/logps/chosen", "train/logps/rejected"], "dpo_logps.png", "DPO log-probs")),
+}
 
 
 def read_metrics(csv_root: Path) -> dict[str, list[tuple[int, float]]]:
@@ -44,18 +52,6 @@ def read_metrics(csv_root: Path) -> dict[str, list[tuple[int, float]]]:
                 if key != "step" and value not in ("", None):
                     series[key].append((step, float(value)))
     return series
-
-
-def paired_gain(gold_a: list[float], gold_b: list[float], resamples: int, seed: int) -> dict:
-    """Mean of a - b per prompt, its SE and 95% CIs (normal and percentile bootstrap)."""
-    diffs = [a - b for a, b in zip(gold_a, gold_b)]
-    n = len(diffs)
-    mean = sum(diffs) / n
-    var = sum((d - mean) ** 2 for d in diffs) / max(1, n - 1)
-    se = math.sqrt(var / n)
-    low, high = bootstrap_ci(diffs, n_resamples=resamples, seed=seed)
-    return {"n": n, "mean_gain": mean, "se": se, "ci_normal": [mean - 1.96 * se, mean + 1.96 * se],
-            "ci_bootstrap": [low, high]}
 
 
 def _line_plot(series: dict[str, list[tuple[int, float]]], keys: list[str], path: Path, title: str) -> Path | None:
@@ -146,14 +142,14 @@ def _overopt_plot(points: list[dict], path: Path) -> Path | None:
     return path
 
 
-def _gain_plot(gold_sft: list[float], gold_ppo: list[float], path: Path) -> Path:
+def _gain_plot(gold_sft: list[float], gold_policy: list[float], path: Path, policy: str) -> Path:
     fig, ax = plt.subplots(figsize=(4.5, 3.5))
-    ax.scatter(gold_sft, gold_ppo, s=12)
-    low, high = min(gold_sft + gold_ppo), max(gold_sft + gold_ppo)
+    ax.scatter(gold_sft, gold_policy, s=12)
+    low, high = min(gold_sft + gold_policy), max(gold_sft + gold_policy)
     ax.plot([low, high], [low, high], "k--", linewidth=1)
     ax.set_xlabel("gold reward, SFT")
-    ax.set_ylabel("gold reward, PPO")
-    ax.set_title("Held-out prompts: PPO vs SFT")
+    ax.set_ylabel(f"gold reward, {policy.upper()}")
+    ax.set_title(f"Held-out prompts: {policy.upper()} vs SFT")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -162,16 +158,19 @@ def _gain_plot(gold_sft: list[float], gold_ppo: list[float], path: Path) -> Path
 
 def headline_metrics(summary: dict) -> dict:
     """The scalars a sweep table compares across pipeline runs."""
-    win, gain = summary["win_rate_ppo_vs_sft"], summary["gold_gain_ppo_minus_sft"]
-    out = {"eval/win_rate_ppo_vs_sft": win["win_rate"], "eval/gold_gain": gain["mean_gain"],
+    policy = summary.get("policy", "ppo")
+    win, gain = summary[f"win_rate_{policy}_vs_sft"], summary[f"gold_gain_{policy}_minus_sft"]
+    out = {f"eval/win_rate_{policy}_vs_sft": win["win_rate"], "eval/gold_gain": gain["mean_gain"],
            "eval/gold_gain_ci_low": gain["ci_bootstrap"][0], "eval/gold_gain_ci_high": gain["ci_bootstrap"][1]}
     out.update({f"eval/gold_{k}": v for k, v in summary["gold_mean"].items()})
     out.update({f"eval/proxy_{k}": v for k, v in (summary.get("proxy_mean") or {}).items()})
     return out
 
 
-def evaluate_stage(cfg: DictConfig, sft_dir: Path, ppo_dir: Path, ppo_run_dir: Path, reward_dir: Path,
-                   out_dir: Path) -> Path:
+def evaluate_stage(cfg: DictConfig, sft_dir: Path, policy_dir: Path, policy_run_dir: Path, reward_dir: Path,
+                   out_dir: Path, policy: str = "ppo") -> Path:
+    """`policy` (the policy stage's name, PPO's or DPO's export in `policy_dir`, trained in `policy_run_dir`)
+    against SFT; the proxy is the reward model in `reward_dir` when there is one."""
     out_dir.mkdir(parents=True, exist_ok=True)
     spec = cfg.evaluate
     records = load_source(OmegaConf.to_container(spec.prompts), kind="eval", seed=cfg.seed, key="evaluate.prompts")
@@ -179,7 +178,7 @@ def evaluate_stage(cfg: DictConfig, sft_dir: Path, ppo_dir: Path, ppo_run_dir: P
                for i, r in enumerate(records)]
     decoding = DecodingSettings(**OmegaConf.to_container(spec.decoding), seed=cfg.seed)
     outputs = {}
-    for name, path in (("sft", sft_dir), ("ppo", ppo_dir)):
+    for name, path in (("sft", sft_dir), (policy, policy_dir)):
         target = out_dir / f"generations_{name}.jsonl"
         if not target.exists():
             generate_file(target, records, str(path), decoding, model_name=name, batch_size=spec.batch_size)
@@ -190,24 +189,24 @@ def evaluate_stage(cfg: DictConfig, sft_dir: Path, ppo_dir: Path, ppo_run_dir: P
     proxy = _proxy_scores(reward_dir, prompts, outputs)
     judgments = []
     for i, record in enumerate(records):
-        a, b = scores["ppo"][i], scores["sft"][i]
+        a, b = scores[policy][i], scores["sft"][i]
         winner = "tie" if abs(a - b) < 1e-9 else ("a" if a > b else "b")
-        judgments.append({"id": record["id"], "dataset": record["dataset"], "model_a": "ppo", "model_b": "sft",
+        judgments.append({"id": record["id"], "dataset": record["dataset"], "model_a": policy, "model_b": "sft",
                           "winner": winner, "gold_a": a, "gold_b": b,
-                          "proxy_a": proxy["ppo"][i] if proxy else None, "proxy_b": proxy["sft"][i] if proxy else None})
+                          "proxy_a": proxy[policy][i] if proxy else None, "proxy_b": proxy["sft"][i] if proxy else None})
     write_jsonl_atomic(out_dir / "judgments.jsonl", judgments)
     win = summarize_outcomes([j["winner"] for j in judgments], bootstrap_resamples=spec.bootstrap, seed=cfg.seed)
-    gain = paired_gain(scores["ppo"], scores["sft"], spec.bootstrap, cfg.seed)
-    metrics = read_metrics(ppo_run_dir / "csv")
-    samples = ppo_run_dir / "samples.jsonl"
+    gain = paired_gain(scores[policy], scores["sft"], spec.bootstrap, cfg.seed)
+    metrics = read_metrics(policy_run_dir / "csv")
+    samples = policy_run_dir / "samples.jsonl"   # PPO's rollouts; a DPO run has none
     points = overoptimisation_points(samples, metrics, gold) if samples.exists() else []
-    summary = {"win_rate_ppo_vs_sft": win, "gold_gain_ppo_minus_sft": gain,
+    summary = {"policy": policy, f"win_rate_{policy}_vs_sft": win, f"gold_gain_{policy}_minus_sft": gain,
                "gold_mean": {k: sum(v) / len(v) for k, v in scores.items()},
                "proxy_mean": {k: sum(v) / len(v) for k, v in proxy.items()} if proxy else None,
                "overoptimisation": points, "overoptimisation_trend": overoptimisation_trend(points),
                "gold_criteria_mean": criteria_means(gold, prompts, outputs)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
-    _write(cfg, out_dir, summary, metrics, scores, points)
+    _write(cfg, out_dir, summary, metrics, scores, points, policy)
     return out_dir / "report.md"
 
 
@@ -220,12 +219,13 @@ def _proxy_scores(rm_dir: Path, prompts: list, outputs: dict) -> dict | None:
     return {name: scorer.score(prompts, [row["response"] for row in rows]).tolist() for name, rows in outputs.items()}
 
 
-def _write(cfg, out_dir: Path, summary: dict, metrics: dict, scores: dict, points: list) -> None:
-    win, gain = summary["win_rate_ppo_vs_sft"], summary["gold_gain_ppo_minus_sft"]
+def _write(cfg, out_dir: Path, summary: dict, metrics: dict, scores: dict, points: list, policy: str) -> None:
+    win, gain = summary[f"win_rate_{policy}_vs_sft"], summary[f"gold_gain_{policy}_minus_sft"]
     verdict = "excludes" if gain["ci_bootstrap"][0] > 0 or gain["ci_bootstrap"][1] < 0 else "includes"
-    text = (f"On {gain['n']} held-out prompts the PPO policy's gold reward exceeds the SFT policy's by "
+    label = policy.upper()
+    text = (f"On {gain['n']} held-out prompts the {label} policy's gold reward exceeds the SFT policy's by "
             f"{gain['mean_gain']:+.4f} on average (95% bootstrap CI {gain['ci_bootstrap'][0]:+.4f} to "
-            f"{gain['ci_bootstrap'][1]:+.4f}, which {verdict} zero). PPO wins {win['wins']}, loses "
+            f"{gain['ci_bootstrap'][1]:+.4f}, which {verdict} zero). {label} wins {win['wins']}, loses "
             f"{win['losses']}, ties {win['ties']}: win rate {win['win_rate']:.3f} "
             f"(95% CI {win['ci_low']:.3f} to {win['ci_high']:.3f}).")
     table = Table.from_records("Gold and proxy reward", [
@@ -236,15 +236,13 @@ def _write(cfg, out_dir: Path, summary: dict, metrics: dict, scores: dict, point
         tables.append(Table.from_records("Gold criteria (mean per policy)", [
             {"policy": name, **values} for name, values in summary["gold_criteria_mean"].items()]))
     figures = []
-    for keys, name, title in ((["train/reward_raw_mean", "train/reward_mean"], "reward.png", "PPO reward"),
-                              ([KL_METRIC, "train/kl_per_token", "train/beta"], "kl.png", "PPO KL"),
-                              (["train/value_loss", "train/explained_variance", "train/response_length"], "ppo_stats.png", "PPO internals")):
+    for keys, name, title in TRAINING_FIGURES.get(policy, ()):
         png = _line_plot(metrics, keys, out_dir / name, title)
         if png:
             figures.append((title, png))
-    figures.append(("Gold reward per held-out prompt", _gain_plot(scores["sft"], scores["ppo"], out_dir / "gain.png")))
+    figures.append(("Gold reward per held-out prompt", _gain_plot(scores["sft"], scores[policy], out_dir / "gain.png", policy)))
     overopt = _overopt_plot(points, out_dir / "overoptimisation.png")
-    sections = [Section("PPO vs SFT on held-out prompts", text, tables, figures)]
+    sections = [Section(f"{label} vs SFT on held-out prompts", text, tables, figures)]
     if overopt:
         trend = summary.get("overoptimisation_trend")
         about = "Gold and proxy reward of each PPO step's rollouts against sqrt(KL) to the reference."

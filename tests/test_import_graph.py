@@ -36,16 +36,17 @@ LAYERS = (
     ("data",),
     ("sft", "dpo", "reward_model", "rewards", "rl", "annotators", "evaluate"),
     ("config",),
-    ("pipeline", "train", "score", "pipeline_report", "sweep_summary"),
+    ("pipeline", "train", "score", "pipeline_report", "pipeline_accuracy", "sweep_summary"),
 )
 # Imports between units of one layer, the only ones allowed; this keeps each layer one way too.
 SAME_LAYER = {
     "rewards": {"reward_model"},                 # the RM reward loads a saved RM (reward_model.scoring)
     "rl": {"reward_model", "rewards"},           # PPO builds its reward; a critic may start from a saved RM
     "annotators": {"reward_model"},              # a trained RM can rank responses
-    "evaluate": {"reward_model", "annotators"},  # judges: an RM, the LLM judge, the simulated labeller
+    "evaluate": {"reward_model", "annotators", "rewards"},  # judges (an RM, the LLM judge, the simulated
+                                                            # labeller) and verifiable accuracy (a reward)
     "train": {"sweep_summary"},
-    "pipeline": {"train", "pipeline_report", "sweep_summary"},
+    "pipeline": {"train", "pipeline_report", "pipeline_accuracy", "sweep_summary"},
 }
 # Outside the layers: the Lightning callbacks sit on rlhf.core alone, and nothing in rlhf imports them.
 CALLBACKS_MAY_IMPORT = {"core"}

@@ -146,3 +146,32 @@ def test_every_recipe_stage_composes_validates_and_builds(recipe, tmp_path):
     if recipe == "qwen":
         assert ppo.cfg.update.critic_warmup_steps == 50 and ppo.cfg.rollout.n_samples_per_prompt == 2
         assert ppo.cfg.kl.init_beta == 0.04 and ppo.cfg.score.normalize is True
+
+
+ALGORITHM_RECIPES = ("grpo", "dr_grpo", "dapo", "gspo", "rloo", "reinforce_pp", "remax")
+
+
+@pytest.mark.parametrize("recipe", ALGORITHM_RECIPES)
+def test_algorithm_recipes_swap_only_the_rl_algorithm(recipe, tmp_path):
+    """experiment=<algorithm>: the demo's stages before RL (shared by every algorithm recipe) and
+    the demo's RL settings, with the algorithm's estimator and no critic; the RL module builds."""
+    import hydra
+
+    from rlhf.config.validation import validate_config
+
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        cfg = compose("pipeline", overrides=["model=tiny", f"experiment={recipe}", f"run_dir={tmp_path}",
+                                             "paths.root_dir=" + str(REPO), "paths.output_dir=" + str(tmp_path)])
+        demo = compose("pipeline", overrides=["model=tiny", f"run_dir={tmp_path}", "paths.root_dir=" + str(REPO),
+                                              "paths.output_dir=" + str(tmp_path)])
+        assert list(cfg.shared_stages) == ["sft", "sample", "annotate", "reward"]
+        assert cfg.shared_dir.endswith("demo_algorithms_seed0")
+        for stage in ("sft", "sample", "annotate", "reward"):
+            assert cfg[stage] == demo[stage], stage
+        stage_cfg = compose_training_stage(cfg, "ppo", None)
+        validate_config(stage_cfg)
+        module = hydra.utils.instantiate(stage_cfg.stage.module)
+    assert module.cfg.algorithm.name == recipe and module.cfg.critic.kind == "none"
+    rows = module.cfg.rollout.n_samples_per_prompt * stage_cfg.data.batch_size
+    assert rows == demo.ppo.overrides.data.batch_size  # the demo PPO's rollouts per step
+    assert module.cfg.kl.init_beta == demo.ppo.overrides.stage.module.kl.init_beta

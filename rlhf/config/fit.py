@@ -9,6 +9,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlhf.config.store import SCHEMAS
 from rlhf.core.errors import ConfigError
+from rlhf.core.schema import as_config
+from rlhf.data.source_spec import metadata_provided
+from rlhf.rewards.build import required_metadata
+from rlhf.rl.config import PPOModuleConfig, algorithm_problems
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "configs" / "data"
 PROMPTS = "rlhf.data.prompt_datamodule.PromptDataModule"
@@ -21,6 +25,9 @@ NEEDS = {
     ("rlhf.sft.module.SFTModule", None): ("SFT conversations", SFT),
     ("rlhf.reward_model.module.RewardModule", "preference"): ("preference pairs or rankings", PAIRS),
     ("rlhf.reward_model.module.RewardModule", "absolute"): ("absolute labels", LABELS),
+    # every DPO loss, kto included, trains on pairs: kto splits each into a desirable chosen and an
+    # undesirable rejected example (rlhf.dpo.module)
+    ("rlhf.dpo.module.DPOModule", None): ("preference pairs or rankings", PAIRS),
 }
 
 
@@ -67,7 +74,7 @@ def _reward_paths(node, path: str):
         return
     if node.get("kind") == "reward_model":
         yield f"{path}.path", node.get("path")
-    for key in ("preference", "absolute"):
+    for key in ("preference", "absolute", "fn", "combine"):
         if key in node:
             yield from _reward_paths(node[key], f"{path}.{key}")
 
@@ -85,6 +92,56 @@ def check_reward_fits_stage(cfg: DictConfig) -> None:
                                    "(the reward stage's export dir), e.g. reward_fn.path=runs/reward/.../model")
 
 
+def _data_choice() -> str:
+    """`data=<option>` of this run, when Hydra composed it, for error messages."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return f"data={HydraConfig.get().runtime.choices['data']}"
+    except Exception:
+        return "the data config"
+
+
+def check_metadata_fits_reward(cfg: DictConfig) -> None:
+    """Every metadata field PPO's reward reads (its parts' `required_fields`) is provided by every
+    prompt source: built-in sets bring theirs, a file or hub source maps them in `metadata_fields`."""
+    stage, data = cfg.get("stage"), cfg.get("data")
+    if (stage is None or data is None or cfg.get("reward_fn") is None or data.get("_target_") != PROMPTS
+            or _stage_need(stage.get("module") or {}) != NEEDS[("rlhf.rl.module.PPOModule", None)]):
+        return
+    needs = required_metadata(OmegaConf.to_container(cfg.reward_fn, resolve=True))
+    if not needs:
+        return
+    for i, source in enumerate(OmegaConf.to_container(data.sources, resolve=False) or []):  # paths may need a run
+        have = metadata_provided(source, f"data.sources.{i}")
+        for reward_key, field in needs:
+            if field not in have:
+                where = source.get("path") or f"builtin {source.get('builtin')}"
+                raise ConfigError(f"data.sources.{i}.metadata_fields",
+                                  f"{reward_key} reads the metadata field '{field}', which prompt source {i} of "
+                                  f"{_data_choice()} ({where}) does not provide (it provides: {', '.join(have)}); "
+                                  f"map it from the source's records, e.g. "
+                                  f"data.sources.{i}.metadata_fields.{field}=<field name in the source>")
+
+
+def check_algorithm_fits(cfg: DictConfig) -> None:
+    """The RL algorithm's rules across sections (rlhf.rl.config.algorithm_problems): e.g. a group
+    baseline with one sample per prompt, GAE without a critic."""
+    stage = cfg.get("stage")
+    module = stage.get("module") if stage is not None else None
+    if module is None or module.get("_target_") != "rlhf.rl.module.PPOModule":
+        return
+    sections = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
+                for k, v in module.items() if k in ALGORITHM_SECTIONS}
+    for key, message in algorithm_problems(as_config(PPOModuleConfig, sections, "stage.module"), "stage.module"):
+        raise ConfigError(key, message)
+
+
+ALGORITHM_SECTIONS = ("algorithm", "critic", "rollout", "update", "kl", "score")
+
+
 def check_fit(cfg: DictConfig) -> None:
     check_data_fits_stage(cfg)
     check_reward_fits_stage(cfg)
+    check_metadata_fits_reward(cfg)
+    check_algorithm_fits(cfg)

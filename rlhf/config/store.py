@@ -13,6 +13,8 @@ from hydra.core.config_store import ConfigStore
 from rlhf.core.config import AdapterConfig, ModelConfig
 from rlhf.rewards.config import CRSRewardConfig, RewardModelRewardConfig, WordCountRewardConfig
 from rlhf.rl.config import PPOStageConfig
+from rlhf.dpo.config import (CDPOLossConfig, DPOStageConfig, HingeLossConfig, IPOLossConfig, KTOLossConfig,
+                             ORPOLossConfig, RobustLossConfig, SigmoidLossConfig, SimPOLossConfig)
 from rlhf.data.config import AbsoluteDataConfig, PreferenceDataConfig, PromptDataConfig, SFTDataConfig
 from rlhf.reward_model.config import (LogisticLossConfig, MarginRankingLossConfig, MSELossConfig,
                                       PairwiseLogisticLossConfig, RewardStageConfig, SigmoidMSELossConfig)
@@ -32,6 +34,15 @@ SCHEMAS = {  # (group, name) -> dataclass
     ("reward_loss", "logistic_schema"): LogisticLossConfig,
     ("reward_loss", "sig_mse_schema"): SigmoidMSELossConfig,
     ("reward_loss", "mse_schema"): MSELossConfig,
+    ("stage", "dpo_schema"): DPOStageConfig,
+    ("dpo_loss", "sigmoid_schema"): SigmoidLossConfig,
+    ("dpo_loss", "cdpo_schema"): CDPOLossConfig,
+    ("dpo_loss", "robust_schema"): RobustLossConfig,
+    ("dpo_loss", "ipo_schema"): IPOLossConfig,
+    ("dpo_loss", "hinge_schema"): HingeLossConfig,
+    ("dpo_loss", "simpo_schema"): SimPOLossConfig,
+    ("dpo_loss", "orpo_schema"): ORPOLossConfig,
+    ("dpo_loss", "kto_schema"): KTOLossConfig,
     ("data", "sft_schema"): SFTDataConfig,
     ("data", "pairs_schema"): PreferenceDataConfig,
     ("data", "absolute_schema"): AbsoluteDataConfig,

@@ -22,7 +22,7 @@ TRUNCATIONS = ("group", "per_response")
 PADDING_SIDES = ("left", "right")
 INVALID_ACTIONS = ("skip", "error")
 WEIGHT_MODES = ("scaled", "one_plus")                      # rlhf.data.imbalance.apply_variant
-BUILTINS = ("demo",)                                       # rlhf.data.source_spec
+BUILTINS = ("demo", "arithmetic")                          # rlhf.data.source_spec
 
 
 @dataclass
@@ -34,7 +34,7 @@ class SourceConfig:
     adapter: str | None = None
     """How a record becomes examples (rlhf.data.sources.ADAPTERS); needed with `path`."""
     builtin: str | None = setting(None, choices=BUILTINS)
-    """A set the project generates itself (rlhf/data/demo_task.py), instead of `path`."""
+    """A set the project generates itself (rlhf/data/demo_task.py, arithmetic_task.py), instead of `path`."""
     n: int | None = setting(None, **POSITIVE)
     """Records of the built-in set; None = its default size."""
     weight: float = setting(1.0, **NON_NEGATIVE)
@@ -42,13 +42,17 @@ class SourceConfig:
     limit: int | None = setting(None, **POSITIVE)
     """First N records; None = all."""
     split: str = "train"
-    """Split of a hub dataset."""
+    """Split of a hub dataset, or of the built-in arithmetic task (train | test)."""
     fields: dict | None = None
     """`generic` adapter: the record keys of prompt, response (and system)."""
     kind: str | None = setting(None, choices=("conversation", "prompt"))
     """`generic` adapter: what a record is; None = a conversation."""
     languages: list | None = None
     """OASST adapters: the languages kept; None = all (the thesis keeps the 20 most frequent)."""
+    metadata_fields: dict | None = None
+    """Prompt sources: metadata key -> the record field it is read from, e.g. {answer: answer}; each
+    prompt's metadata (what rewards read, docs/rewards.md) also holds its `id`. None = only the id
+    (built-in sets bring their own: arithmetic gives answer and level)."""
 
     def adapter_kwargs(self) -> dict:
         """The adapter-specific settings that are set, as the adapter's keyword arguments."""
@@ -126,6 +130,9 @@ class PreferenceDataConfig(RewardDataConfig):
     """Cut a group's prompt once (same context for all its replies) or per_response, as the scorer does."""
     shared_prefix: bool = True
     """Packed rows: each prompt computed once for its replies, short groups share a row (sdpa/eager)."""
+    invalid: str = setting("skip", choices=INVALID_ACTIONS)
+    """A pair with identical chosen and rejected (as text or after truncation), an empty response, or
+    no response token left by max_length: skip it (counted, logged) or stop with a DataError."""
 
 
 @dataclass

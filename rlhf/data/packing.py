@@ -85,6 +85,24 @@ def pack_groups(groups: list[list[list[int]]], pad_token_id: int) -> dict[str, t
             "document_ids": document_ids, "score_index": torch.tensor(score_index, dtype=torch.long)}
 
 
+def token_columns(seqs: list[list[int]], last_columns: list[int]) -> list[list[int]]:
+    """Column of every token of each sequence of one packed group, given each sequence's last
+    column (pack_groups' score_index): the prefix columns, then the sequence's own suffix."""
+    prefix = common_prefix_length(seqs)
+    starts = [last - (len(seq) - prefix) + 1 for seq, last in zip(seqs, last_columns)]
+    group_start = starts[0] - prefix
+    return [list(range(group_start, group_start + prefix)) + list(range(start, start + len(seq) - prefix))
+            for seq, start in zip(seqs, starts)]
+
+
+def model_attention_mask(allowed: torch.Tensor, attention: str, dtype: torch.dtype) -> torch.Tensor:
+    """The 4D mask a HF attention takes: `allowed` itself for sdpa, an additive float mask (0 where
+    allowed, the dtype's minimum elsewhere) for eager."""
+    if attention == "sdpa":
+        return allowed
+    return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
 def packed_attention_mask(segment_ids: torch.Tensor, document_ids: torch.Tensor) -> torch.Tensor:
     """[R, 1, L, L] bool, True = may attend: causal, within the own group, and only to its prefix
     or the own segment.

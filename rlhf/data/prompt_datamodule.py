@@ -1,7 +1,9 @@
 """RL prompts for PPO (artifact A8, docs/methods.md §4.2) and the optional PTX stream (docs/methods.md §4.9).
 
-Batches are plain lists — `{"ids": [str], "prompts": [messages], "input_ids": [[int]]}` — since
-rollout pads them itself. The loaders shard by rank themselves and carry their position in their
+Batches are plain lists — `{"ids": [str], "prompts": [messages], "input_ids": [[int]],
+"metadata": [dict]}` — since rollout pads them itself. A prompt's metadata, what rewards read, is
+{"id": its id} plus the fields its source maps (data.sources.<i>.metadata_fields) or brings
+(builtin: arithmetic). The loaders shard by rank themselves and carry their position in their
 state, so Lightning's checkpoint resumes at the very next batch (no restart of the epoch).
 """
 
@@ -26,7 +28,8 @@ log = logging.getLogger(__name__)
 
 def prompt_batch(records: list[dict]) -> dict:
     return {"ids": [r["id"] for r in records], "prompts": [r["prompt"] for r in records],
-            "input_ids": [r["input_ids"] for r in records]}
+            "input_ids": [r["input_ids"] for r in records],
+            "metadata": [r.get("metadata") or {"id": r["id"]} for r in records]}
 
 
 class PromptLoader(ResumableLoader):
@@ -96,8 +99,9 @@ class PromptDataModule(L.LightningDataModule):
                 if ids is None:
                     dropped += 1
                     continue
-                self.records.append({"id": str(record.get("id", f"{index}:{number}")), "prompt": record["prompt"],
-                                     "input_ids": ids})
+                prompt_id = str(record.get("id", f"{index}:{number}"))
+                self.records.append({"id": prompt_id, "prompt": record["prompt"], "input_ids": ids,
+                                     "metadata": {**(record.get("metadata") or {}), "id": prompt_id}})
         if dropped:
             log.info("dropped %d prompts longer than %s tokens (thesis §5.4)", dropped, self.max_prompt_tokens)
         if not self.records:

@@ -8,6 +8,11 @@ adapter, or a built-in set.
   limit: null      # first N records
 - builtin: demo    # records the project generates itself
   n: 256
+- path: openai/gsm8k            # prompts with metadata for a verifiable reward
+  adapter: generic
+  kind: prompt
+  fields: {prompt: question}
+  metadata_fields: {answer: answer}
 ```
 """
 
@@ -21,9 +26,19 @@ from rlhf.data.config import SourceConfig
 from rlhf.data.sources import load_records
 
 
-def _builtin(name: str, kind: str, n: int | None, seed: int) -> list[dict]:
-    if name != "demo":
-        raise ConfigError("data.sources.builtin", f"unknown built-in set '{name}'; allowed: ['demo']")
+BUILTIN_METADATA = {"demo": (), "arithmetic": ("answer", "level")}
+"""The metadata fields each built-in set's prompt records carry (besides the id)."""
+
+
+def _builtin(name: str, kind: str, n: int | None, seed: int, split: str = "train") -> list[dict]:
+    if name not in BUILTIN_METADATA:
+        raise ConfigError("data.sources.builtin", f"unknown built-in set '{name}'; allowed: {sorted(BUILTIN_METADATA)}")
+    if name == "arithmetic":
+        from rlhf.data import arithmetic_task
+
+        if kind == "conversation":
+            return arithmetic_task.arithmetic_sft_records(n or 512, seed)
+        return arithmetic_task.arithmetic_prompts(split, n or 512, seed)
     from rlhf.data import demo_task
 
     if kind == "conversation":
@@ -32,13 +47,27 @@ def _builtin(name: str, kind: str, n: int | None, seed: int) -> list[dict]:
     return [{"prompt": r["prompt"], "source": "demo", "id": r["id"]} for r in demo_task.demo_prompts(split, n, seed)]
 
 
+def metadata_provided(spec: SourceConfig | Mapping, key: str = "data.sources") -> tuple[str, ...]:
+    """The metadata fields the prompt records of one source carry: `id` always, the built-in set's
+    own, or the keys of its `metadata_fields` mapping (checked before a run, rlhf.config.fit)."""
+    spec = as_config(SourceConfig, spec, key)
+    own = BUILTIN_METADATA.get(spec.builtin, ()) if spec.builtin else tuple(spec.metadata_fields or {})
+    return ("id", *own)
+
+
 def load_source(spec: SourceConfig | Mapping, kind: str, seed: int = 0, key: str = "data.sources") -> list[dict]:
-    """Records of one source; `spec` is checked as a SourceConfig (`key` names it in errors)."""
+    """Records of one source; `spec` is checked as a SourceConfig (`key` names it in errors). Prompt
+    records carry `metadata` when the set brings it or `metadata_fields` maps it."""
     spec = as_config(SourceConfig, spec, key)
     if spec.builtin:
-        return _builtin(spec.builtin, kind, spec.n, seed)
+        if spec.metadata_fields:
+            raise ConfigError(f"{key}.metadata_fields", f"the built-in set '{spec.builtin}' brings its own metadata "
+                                                        f"({', '.join(BUILTIN_METADATA[spec.builtin]) or 'none'}); "
+                                                        "remove metadata_fields")
+        return _builtin(spec.builtin, kind, spec.n, seed, spec.split)
     if not spec.path:
         raise ConfigError(key, "each source needs 'path' (+ 'adapter') or 'builtin'")
     if not spec.adapter:
         raise ConfigError(f"{key}.adapter", f"source {spec.path} names no adapter")
-    return load_records(spec.path, spec.adapter, split=spec.split, limit=spec.limit, **spec.adapter_kwargs())
+    return load_records(spec.path, spec.adapter, split=spec.split, limit=spec.limit,
+                        metadata_fields=spec.metadata_fields, **spec.adapter_kwargs())

@@ -204,9 +204,23 @@ ADAPTERS: dict[str, Callable] = {
 }
 
 
+def record_metadata(record: object, metadata_fields: dict[str, str], where: tuple[str, int]) -> dict:
+    """{key: record[field]} for each `key: field` of the mapping; a missing field names the file and record."""
+    out = {}
+    for key, field in metadata_fields.items():
+        if not isinstance(record, dict) or field not in record:
+            present = sorted(record) if isinstance(record, dict) else type(record).__name__
+            raise DataError(f"metadata field '{key}' is read from '{field}', which this record lacks "
+                            f"(fields present: {present}); map '{key}' to one of them",
+                            source=where[0], record=where[1])
+        out[key] = record[field]
+    return out
+
+
 def load_records(path: str | Path, adapter: str, split: str = "train", limit: int | None = None,
-                 **adapter_kwargs) -> list[dict]:
-    """Read a local file or hub dataset through a named adapter."""
+                 metadata_fields: dict[str, str] | None = None, **adapter_kwargs) -> list[dict]:
+    """Read a local file or hub dataset through a named adapter. With `metadata_fields`, each
+    record made gets `metadata` {key: raw record[field]} (a mapped `id` also becomes its id)."""
     if adapter not in ADAPTERS:
         raise ConfigError("data.adapter", f"unknown adapter '{adapter}'; allowed: {sorted(ADAPTERS)}")
     if "languages" in adapter_kwargs and adapter_kwargs["languages"] is not None:
@@ -214,8 +228,13 @@ def load_records(path: str | Path, adapter: str, split: str = "train", limit: in
     fn = ADAPTERS[adapter]
     out: list[dict] = []
     for number, record in iter_source(path, split):
+        metadata = record_metadata(record, metadata_fields, (str(path), number)) if metadata_fields else None
         for made in fn(record, (str(path), number), **adapter_kwargs):
             made.setdefault("origin", f"{path} record {number}")   # named in later skips/errors
+            if metadata is not None:
+                made["metadata"] = dict(metadata)
+                if "id" in metadata:
+                    made.setdefault("id", str(metadata["id"]))
             out.append(made)
         if limit is not None and len(out) >= limit:
             return out[:limit]

@@ -164,6 +164,14 @@ def tokenize_prompt_group(tokenizer: PreTrainedTokenizerBase, prompt: list[dict]
     reply's length (a cue a per-response cut would hand the RM), and the responses share a token
     prefix that a packed forward computes once (rlhf.data.packing).
     """
+    shared_prompt, kept = prompt_group_parts(tokenizer, prompt, responses, template, max_length, min_prompt_tokens)
+    return [shared_prompt + r for r in kept]
+
+
+def prompt_group_parts(tokenizer: PreTrainedTokenizerBase, prompt: list[dict], responses: list[str], template,
+                       max_length: int, min_prompt_tokens: int = 256) -> tuple[list[int], list[list[int]]]:
+    """(the group's shared, cut prompt ids, each kept response's ids): tokenize_prompt_group before
+    the join, for callers that need the prompt/response boundary (DPO's response-token mask)."""
     encoded = [_prompt_and_response_ids(tokenizer, prompt, r, template) for r in responses]
     prompt_ids = encoded[0][0]
     if any(p != prompt_ids for p, _ in encoded):
@@ -171,4 +179,4 @@ def tokenize_prompt_group(tokenizer: PreTrainedTokenizerBase, prompt: list[dict]
     kept = [truncate_prompt_response(prompt_ids, r, max_length, min_prompt_tokens)[1] for _, r in encoded]
     longest = max(kept, key=len)
     shared_prompt, _ = truncate_prompt_response(prompt_ids, longest, max_length, min_prompt_tokens)
-    return [shared_prompt + r for r in kept]
+    return shared_prompt, kept

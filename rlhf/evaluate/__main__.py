@@ -1,4 +1,4 @@
-"""`python -m rlhf.evaluate {generate,judge,stats,report,agreement,gsm8k,benchmarks} ...`
+"""`python -m rlhf.evaluate {generate,judge,stats,report,agreement,gsm8k,accuracy,benchmarks} ...`
 (docs/methods.md §5).
 
 generate    answer prompt sets with one checkpoint              -> generations JSONL
@@ -7,6 +7,7 @@ stats       win rate, SE, normal (+ bootstrap) CI per model pair and dataset -> 
 report      Markdown + HTML report with tables and plots from judgments
 agreement   agreement of one judgments file (e.g. a reward model's) with a reference judge's
 gsm8k       exact-match accuracy of a GSM8K generations file     -> JSON on stdout
+accuracy    accuracy under a reward (math_answer, ...) with a 95% CI, per subset, mean@k, pass@k
 benchmarks  ICE-GRT benchmark list through lm-evaluation-harness (when installed)
 Bad input stops with one line naming the file, record and what was expected (exit status 2).
 """
@@ -28,7 +29,8 @@ def _generate(args) -> None:
         options = {"both_turns": True} if name == "mt_bench" and args.mt_bench_both_turns else {}
         records += load_prompt_set(name, args.data_dir, args.limit, **options)
     for path in args.prompts_file or []:
-        loaded = load_jsonl_prompts(path, args.dataset or "custom", args.prompt_field, args.id_field)
+        loaded = load_jsonl_prompts(path, args.dataset or "custom", args.prompt_field, args.id_field,
+                                    metadata_fields=_pairs(args.metadata_field, "--metadata-field"))
         records += loaded[:args.limit] if args.limit is not None else loaded
     if not records:
         raise RLHFError("nothing to generate: give --prompt-set NAME and/or --prompts-file FILE")
@@ -38,6 +40,19 @@ def _generate(args) -> None:
     path = generate_file(args.out, records, args.model, decoding, args.name, args.tokenizer, args.dtype,
                          args.device, args.batch_size)
     print(json.dumps({"out": str(path), "rows": len(records)}))
+
+
+def _pairs(items: list[str] | None, flag: str) -> dict[str, str] | None:
+    """KEY=FIELD items as {KEY: FIELD}; a bare KEY maps to itself."""
+    if not items:
+        return None
+    out = {}
+    for item in items:
+        key, _, field = item.partition("=")
+        if not key:
+            raise RLHFError(f"{flag} expects KEY=FIELD (e.g. answer=answer), got {item!r}")
+        out[key] = field or key
+    return out
 
 
 def _judge(args) -> None:
@@ -102,6 +117,18 @@ def _gsm8k(args) -> None:
     print(json.dumps(gsm8k_accuracy(rows), indent=2))
 
 
+def _accuracy(args) -> None:
+    from rlhf.data.jsonl import write_jsonl_atomic
+    from rlhf.evaluate.accuracy import accuracy_of_file, markdown_tables
+
+    ks = sorted(set(args.k or [1]))
+    summary, scored = accuracy_of_file(args.generations, args.reward, ks, args.by, args.part, args.threshold,
+                                       ddof=args.ddof, bootstrap=args.bootstrap, seed=args.seed)
+    if args.scored:
+        write_jsonl_atomic(args.scored, scored)
+    print(markdown_tables(summary, ks) if args.format == "markdown" else json.dumps(summary, indent=2))
+
+
 def _benchmarks(args) -> None:
     from rlhf.evaluate.lm_eval_bridge import run_benchmarks, select_benchmarks
 
@@ -135,6 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--dataset", help="dataset name for --prompts-file rows")
     gen.add_argument("--prompt-field", default="prompt")
     gen.add_argument("--id-field", default="id")
+    gen.add_argument("--metadata-field", action="append", metavar="KEY=FIELD",
+                     help="copy field FIELD of each --prompts-file record into the row's metadata as KEY, e.g. "
+                     "answer=answer, level=level (repeatable); graded by `accuracy`")
     gen.add_argument("--mt-bench-both-turns", action="store_true", help="also answer MT-bench's second turn")
     gen.add_argument("--data-dir", help="shared data folder (default: RLHF_DATA_DIR or ../shared/data)")
     gen.add_argument("--limit", type=int, help="first N prompts of each set")
@@ -195,6 +225,23 @@ def build_parser() -> argparse.ArgumentParser:
     gsm = sub.add_parser("gsm8k", help="GSM8K exact-match accuracy of a generations file")
     gsm.add_argument("--generations", required=True)
     gsm.set_defaults(run=_gsm8k)
+
+    acc = sub.add_parser("accuracy", help="accuracy of generations under a verifiable reward, with CI and pass@k")
+    acc.add_argument("--generations", required=True, help="generations JSONL (one response per row, k rows per id "
+                     "for k samples) or a samples file (`responses` lists); rows carry `metadata`")
+    acc.add_argument("--reward", required=True, help="a configs/reward_fn name (math_answer, numeric_match, "
+                     "exact_match, ...) or a reward yaml file")
+    acc.add_argument("--k", type=int, action="append", help="report mean@k and pass@k (repeatable; default 1)")
+    acc.add_argument("--by", action="append", help="metadata field for a per-subset table (repeatable; default: "
+                     "subset, level, category when they vary)")
+    acc.add_argument("--part", help="the reward part that decides correctness (default: the first)")
+    acc.add_argument("--threshold", type=float, default=0.5, help="correct when that part's score >= this")
+    acc.add_argument("--ddof", type=int, default=0)
+    acc.add_argument("--bootstrap", type=int, default=0, help="bootstrap resamples over prompts (0: off)")
+    acc.add_argument("--seed", type=int, default=0)
+    acc.add_argument("--format", choices=("json", "markdown"), default="json")
+    acc.add_argument("--scored", help="also write each sample with its score and details to this JSONL")
+    acc.set_defaults(run=_accuracy)
 
     bench = sub.add_parser("benchmarks", help="ICE-GRT benchmarks via lm-evaluation-harness")
     bench.add_argument("--model", required=True, help="HF model folder")

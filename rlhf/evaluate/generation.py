@@ -3,7 +3,8 @@
 Every system compared in docs/methods.md §5.3-§5.5 must answer the same prompts under the same decoding
 settings, so the settings travel with each output row:
     {"id", "dataset", "prompt", "response", "model", "decoding": {...}} (+ "category", "reference",
-    and "followup_responses" for MT-bench's later turns).
+    "metadata" (what a verifiable reward grades against, e.g. {"id", "answer", "level"}), and
+    "followup_responses" for MT-bench's later turns).
 Prompts are encoded and left-padded by rlhf.data.prompt_encoding, the encoder PPO rollouts use
 (segment by segment, exactly as the training templates encode them), and cut from the left when
 longer than `max_prompt_tokens` (latest context survives).
@@ -113,7 +114,7 @@ def generate_responses(model, tokenizer, records: Sequence[dict], decoding: Deco
     for record, answer in zip(records, answers):
         row = {"id": str(record["id"]), "dataset": record["dataset"], "prompt": record["prompt"],
                "response": answer[0], "model": model_name, "decoding": asdict(decoding)}
-        for key in ("category", "reference"):
+        for key in ("category", "reference", "metadata"):
             if key in record:
                 row[key] = record[key]
         if len(answer) > 1:

@@ -11,47 +11,17 @@ only when it is not a subtraction (`10-3` is 10 and 3), and numbers compare by v
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
-ANSWER_MARKERS = (re.compile(r"####"), re.compile(r"answer is", re.IGNORECASE))
+from rlhf.rewards.verifiable import anchored_number, canonical_number, gsm8k_reference
 
-
-def normalize_number(text: str) -> str | None:
-    """Canonical decimal string: no commas, no trailing zeros ('1,234.50' -> '1234.5')."""
-    try:
-        value = Decimal(text.replace(",", ""))
-    except InvalidOperation:
-        return None
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
-
-
-def _numbers(text: str) -> list[str]:
-    """Numbers in reading order; a unicode minus and a minus before a currency sign ('-$5') count."""
-    return NUMBER.findall(text.replace("\u2212", "-").replace("-$", "-"))
-
-
-def extract_final_number(text: str) -> str | None:
-    for marker in ANSWER_MARKERS:
-        positions = [m.end() for m in marker.finditer(text)]
-        if positions:
-            after = _numbers(text[positions[-1]:])
-            if after:
-                return normalize_number(after[0])
-    numbers = _numbers(text)
-    return normalize_number(numbers[-1]) if numbers else None
-
-
-def gold_answer(answer: str) -> str | None:
-    """The gold number of a GSM8K `answer` field (the text after its `####`)."""
-    if "####" not in answer:
-        return None
-    numbers = _numbers(answer.rsplit("####", 1)[1])
-    return normalize_number(numbers[0]) if numbers else None
+normalize_number = canonical_number
+"""Canonical decimal string: no commas, no trailing zeros ('1,234.50' -> '1234.5')."""
+extract_final_number = anchored_number
+"""The final number of a response, by the rule above."""
+gold_answer = gsm8k_reference
+"""The gold number of a GSM8K `answer` field (the text after its `####`)."""
 
 
 def is_correct(response: str, reference: str) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from rlhf.core.errors import ConfigError, DataError
 from rlhf.evaluate.gsm8k import gold_answer
 from rlhf.data.jsonl import iter_jsonl
+from rlhf.data.sources import record_metadata
 
 ROLES = ("system", "user", "assistant")
 
@@ -130,9 +131,12 @@ def load_text_prompts(path: str | Path, dataset: str) -> list[dict]:
 
 
 def load_jsonl_prompts(path: str | Path, dataset: str, prompt_field: str = "prompt", id_field: str | None = "id",
-                       category_field: str | None = None, reference_field: str | None = None) -> list[dict]:
+                       category_field: str | None = None, reference_field: str | None = None,
+                       metadata_fields: dict[str, str] | None = None) -> list[dict]:
     """Any JSONL: `prompt_field` holds a string or a message list; a bare JSON string line is the
-    prompt itself. Without an id field, ids are `<dataset>_<index>`."""
+    prompt itself. Without an id field, ids are `<dataset>_<index>`. With `metadata_fields`
+    ({key: field}), each record gets `metadata` {"id", key: obj[field]}, carried into the
+    generations file for `python -m rlhf.evaluate accuracy`."""
     path = Path(path)
     records = []
     for index, (line_no, obj) in enumerate(iter_jsonl(path)):
@@ -153,6 +157,8 @@ def load_jsonl_prompts(path: str | Path, dataset: str, prompt_field: str = "prom
                 if field not in obj:
                     raise DataError(f"missing field '{field}'", source=str(path), record=line_no)
                 record[key] = obj[field]
+        if metadata_fields:
+            record["metadata"] = {"id": record_id, **record_metadata(obj, metadata_fields, (str(path), line_no))}
         records.append(record)
     return records
 

@@ -77,6 +77,25 @@ def bootstrap_ci(scores: Sequence[float], n_resamples: int = 10000, level: float
     return float(low), float(high)
 
 
+def paired_gain(scores_a: Sequence[float], scores_b: Sequence[float], resamples: int, seed: int) -> dict:
+    """Mean of a - b over paired items (the same prompts), its SE and 95% CIs:
+
+        d_i = a_i - b_i,   gain = (1/n) Σ_i d_i,   SE = sqrt( Σ_i (d_i - gain)² / ((n - 1) n) )
+        normal CI = gain ± 1.96 SE;   bootstrap CI = percentile bootstrap of the d_i (bootstrap_ci)
+
+    The pipeline's gold-reward gain and its verifiable-accuracy gain (0/1 correctness per prompt)."""
+    if len(scores_a) != len(scores_b):
+        raise ValueError(f"paired_gain needs one b per a, got {len(scores_a)} and {len(scores_b)}")
+    diffs = [a - b for a, b in zip(scores_a, scores_b)]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    var = sum((d - mean) ** 2 for d in diffs) / max(1, n - 1)
+    se = math.sqrt(var / n)
+    low, high = bootstrap_ci(diffs, n_resamples=resamples, seed=seed)
+    return {"n": n, "mean_gain": mean, "se": se, "ci_normal": [mean - 1.96 * se, mean + 1.96 * se],
+            "ci_bootstrap": [low, high]}
+
+
 def summarize_outcomes(winners: Sequence[str], tie_policy: str = "half", ddof: int = 0, z: float = 1.96,
                        bootstrap_resamples: int = 0, seed: int = 0) -> dict:
     """n, wins, losses, ties, win rate, SE and normal CI (plus a bootstrap CI when resamples > 0)."""

@@ -15,7 +15,7 @@ import torch
 from peft import PeftModel
 
 from rlhf.data.collate import length_mask, pad_sequences
-from rlhf.data.packing import packed_attention_mask
+from rlhf.data.packing import model_attention_mask, packed_attention_mask
 from rlhf.data.templates import get_template, tokenize_prompt_response
 from rlhf.core.errors import ConfigError, DataError
 from rlhf.core.models import load_sequence_classifier, load_tokenizer
@@ -80,10 +80,8 @@ def packed_scores(model, input_ids: torch.Tensor, position_ids: torch.Tensor, se
     if attention not in MASKED_ATTENTION:
         raise ConfigError("data.shared_prefix", f"packed rows need a 4D attention mask, which {attention!r} "
                           f"attention does not take; use one of {MASKED_ATTENTION} or data.shared_prefix=false")
-    allowed = packed_attention_mask(segment_ids, document_ids)
-    dtype = next(body.parameters()).dtype
-    mask = allowed if attention == "sdpa" else torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
-        ~allowed, torch.finfo(dtype).min)
+    mask = model_attention_mask(packed_attention_mask(segment_ids, document_ids), attention,
+                                next(body.parameters()).dtype)
     return head_outputs(model, input_ids, mask, position_ids)[score_index[:, 0], score_index[:, 1]]
 
 

@@ -37,21 +37,19 @@ from rlhf.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ExactMatchReward", "MathAnswerReward", "NumericMatchReward", "anchored_number", "gsm8k_reference",
+__all__ = ["ExactMatchReward", "MathAnswerReward", "NumericMatchReward", "anchored_number", "canonical_number", "gsm8k_reference",
            "last_number"]
 
 # ---------------------------------------------------------------------------------------------
-# The GSM8K number grammar: the same rule as rlhf/evaluate/gsm8k.py's (the metric a reward is
-# meant to move), written here because the layer rule (tests/test_import_graph.py) lets neither
-# `rewards` nor `evaluate` import the other; tests/rewards/test_verifiable.py checks that the two
-# read the same numbers.
+# The GSM8K number grammar, in one place: rlhf/evaluate/gsm8k.py grades with these functions, so
+# the metric a reward is meant to move and the reward read the same numbers.
 # ---------------------------------------------------------------------------------------------
 
 _NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?")
 _ANSWER_MARKERS = (re.compile(r"####"), re.compile(r"answer is", re.IGNORECASE))
 
 
-def _canonical(text: str) -> str | None:
+def canonical_number(text: str) -> str | None:
     """'1,234.50' -> '1234.5', '18.00' -> '18'; None when it is not a finite number."""
     try:
         value = Decimal(text.replace(",", ""))
@@ -78,7 +76,7 @@ def last_number(text: str) -> str | None:
     LaTeX are not read ('3/4' is 3 and 4: use MathAnswerReward for those).
     """
     numbers = _numbers(text)
-    return _canonical(numbers[-1]) if numbers else None
+    return canonical_number(numbers[-1]) if numbers else None
 
 
 def anchored_number(text: str) -> str | None:
@@ -89,7 +87,7 @@ def anchored_number(text: str) -> str | None:
         if positions:
             after = _numbers(text[positions[-1]:])
             if after:
-                return _canonical(after[0])
+                return canonical_number(after[0])
     return last_number(text)
 
 
@@ -103,7 +101,7 @@ def gsm8k_reference(text: str) -> str | None:
     if "####" not in text:
         return None
     numbers = _numbers(text.rsplit("####", 1)[1])
-    return _canonical(numbers[0]) if numbers else None
+    return canonical_number(numbers[0]) if numbers else None
 
 
 def _reference(metadata: Sequence[dict], responses: Sequence[str], field: str, owner: str) -> list:
@@ -191,6 +189,11 @@ class MathAnswerReward:
         self.field = field
         self.timeout_seconds = None if timeout_seconds is None else int(timeout_seconds)
         self.float_rounding = int(float_rounding)
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        """The metadata field holding the reference answer (read by rlhf.config.fit before a run)."""
+        return (self.field,)
 
     def __call__(self, prompts: list[list[dict]], responses: list[str],
                  metadata: list[dict]) -> tuple[list[float], dict[str, list]]:
@@ -283,6 +286,11 @@ class ExactMatchReward:
         last = matches[-1]
         return last.group(1) if self.extract.groups else last.group(0)
 
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        """The metadata field holding the reference answer (read by rlhf.config.fit before a run)."""
+        return (self.field,)
+
     def __call__(self, prompts: list[list[dict]], responses: list[str],
                  metadata: list[dict]) -> tuple[list[float], dict[str, list]]:
         refs = _reference(metadata, responses, self.field, type(self).__name__)
@@ -341,8 +349,13 @@ class NumericMatchReward:
         text = _reference_text(ref)
         if text is None:
             return None
-        number = _canonical(text) if re.fullmatch(r"-?[\d,]*\.?\d+", text) else last_number(text)
+        number = canonical_number(text) if re.fullmatch(r"-?[\d,]*\.?\d+", text) else last_number(text)
         return None if number is None else float(number)
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        """The metadata field holding the reference answer (read by rlhf.config.fit before a run)."""
+        return (self.field,)
 
     def __call__(self, prompts: list[list[dict]], responses: list[str],
                  metadata: list[dict]) -> tuple[list[float], dict[str, list]]:

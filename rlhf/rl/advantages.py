@@ -12,7 +12,7 @@ import torch
 
 from rlhf.core.errors import ConfigError
 
-KL_ESTIMATORS = ("k1", "k3", "abs", "mse")
+KL_ESTIMATORS = ("k1", "k2", "k3", "abs", "mse")
 
 
 def _masked_mean_and_var(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,7 +91,7 @@ def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
 
     k1 = log π_θ − log π_ref (unbiased, can be negative; the seeds' penalty, docs/methods.md §4.3);
     k3 = (ρ − 1) − log ρ with ρ = π_ref / π_θ (unbiased and ≥ 0);
-    abs = |log π_θ − log π_ref|; mse = ½ (log π_θ − log π_ref)².
+    abs = |log π_θ − log π_ref|; k2 = mse = ½ (log π_θ − log π_ref)².
     """
     log_ratio = logprobs - ref_logprobs
     if estimator == "k1":
@@ -100,7 +100,7 @@ def kl_per_token(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, estimator: 
         return torch.expm1(-log_ratio) + log_ratio
     if estimator == "abs":
         return log_ratio.abs()
-    if estimator == "mse":
+    if estimator in ("mse", "k2"):
         return 0.5 * log_ratio**2
     raise ConfigError(
         "ppo.kl.estimator", f"unknown KL estimator {estimator!r}; allowed: {', '.join(KL_ESTIMATORS)}"

@@ -11,19 +11,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rlhf.core.config import OptimConfig, optim
+from rlhf.rl.advantages import KL_ESTIMATORS
 from rlhf.core.schema import ABOVE_ZERO, NON_NEGATIVE, POSITIVE, UNIT, setting
 
-CRITIC_KINDS = ("separate", "value_head")
+CRITIC_KINDS = ("separate", "value_head", "none")
 KL_PLACEMENTS = ("reward", "loss")
 KL_CONTROLLERS = ("adaptive", "fixed")
-KL_ESTIMATORS = ("k1", "k3", "abs", "mse")
+ADVANTAGES = ("gae", "grpo", "rloo", "reinforce_pp", "reinforce_pp_baseline", "remax")
+GROUP_ADVANTAGES = ("grpo", "rloo", "reinforce_pp_baseline")
+"""Estimators whose baseline comes from the other samples of the same prompt."""
+SEQUENCE_ADVANTAGES = ("grpo", "rloo", "remax")
+"""Estimators that give one advantage per response (what GSPO's sequence ratio needs)."""
+POLICY_LOSSES = ("clipped", "gspo", "gspo_token")
+LOSS_AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum_norm")
 
 
 @dataclass
 class CriticConfig:
     kind: str = setting("separate", choices=CRITIC_KINDS)
     """ICE-GRT / Qwen: a separate value model (docs/methods.md §4.1); value_head = a scalar head on
-    the actor's backbone (thesis, TRL)."""
+    the actor's backbone (thesis, TRL); none = no value model, head or optimizer (the critic-free
+    algorithms of docs/algorithms.md §1)."""
     path: str | None = None
     """An RM or SFT folder to start the separate critic from; None = the actor's weights + a new
     zero head."""
@@ -64,7 +72,8 @@ class KLConfig:
     """Every seed puts the KL penalty in the reward (docs/methods.md §8.3.8); `loss` adds β·KL to
     the actor loss instead."""
     estimator: str = setting("k1", choices=KL_ESTIMATORS)
-    """k1 = log π − log π_ref, the seeds' penalty (docs/methods.md §4.3 step 5); k3 as an option."""
+    """k1 = log π − log π_ref, the seeds' penalty (docs/methods.md §4.3 step 5); k2 = ½(log-ratio)²
+    (= mse); k3 = GRPO's estimator (docs/algorithms.md §2.4)."""
     kind: str = setting("adaptive", choices=KL_CONTROLLERS)
     """thesis: an "initial" β implies an adaptive controller (docs/methods.md §4.4); Qwen: fixed."""
     init_beta: float = setting(0.002, **NON_NEGATIVE)
@@ -110,11 +119,54 @@ class UpdateConfig:
 
 
 @dataclass
+class AlgorithmConfig:
+    """Which advantage estimator and policy loss the RL step uses (docs/algorithms.md §1, §2); the
+    files of configs/algorithm/ set this section together with the other sections each method needs."""
+
+    name: str = "ppo"
+    """A label for logs and reports; the fields below decide what runs."""
+    advantage: str = setting("gae", choices=ADVANTAGES)
+    """gae = PPO with a critic (docs/methods.md §4.5); the others are critic-free (docs/algorithms.md §1)."""
+    scale_std: bool = True
+    """GRPO divides by the group std; Dr. GRPO does not (docs/algorithms.md §1.2)."""
+    std_eps: float = setting(1e-6, **ABOVE_ZERO)
+    """Added to the group std (docs/algorithms.md §1.1)."""
+    unbiased_std: bool = True
+    """Sample std (÷ G−1) as TRL and verl; False = population std (docs/algorithms.md §1.1)."""
+    policy_loss: str = setting("clipped", choices=POLICY_LOSSES)
+    """clipped = PPO's per-token surrogate (+ clip-higher, dual-clip); gspo = GSPO's sequence ratio,
+    gspo_token = GSPO-token (docs/algorithms.md §1.4)."""
+    clip_low: float | None = setting(None, low=0, high=1, high_open=True)
+    """ε_low; None = update.clip_eps."""
+    clip_high: float | None = setting(None, **NON_NEGATIVE)
+    """ε_high ("clip-higher", DAPO §3.1: 0.28); None = ε_low."""
+    dual_clip: float | None = setting(None, low=1, low_open=True)
+    """Dual-clip bound c > 1 for negative advantages (Ye et al. 2020: 3); None = off (docs/algorithms.md §2.1)."""
+    loss_aggregation: str = setting("token_mean", choices=LOSS_AGGREGATIONS)
+    """token_mean = PPO / DAPO; seq_mean_token_mean = GRPO; seq_mean_token_sum_norm = Dr. GRPO
+    (docs/algorithms.md §2.3)."""
+    norm_constant: int | None = setting(None, **POSITIVE)
+    """Dr. GRPO's constant C; None = rollout.max_new_tokens (the generation budget, §1.2)."""
+    dynamic_sampling: bool = False
+    """DAPO §3.2: drop groups whose rewards are all equal and refill the batch from new prompts."""
+    max_refills: int = setting(3, **NON_NEGATIVE)
+    """Extra prompt batches drawn per step by dynamic sampling before it trains on what it has
+    (missing groups are then filled with dropped ones, which carry advantage 0)."""
+    overlong_cache_fraction: float | None = setting(None, low=0, high=1, low_open=True)
+    """DAPO §3.4 soft overlong punishment over the last fraction of rollout.max_new_tokens
+    (DAPO: 4096 of 20480 = 0.2); None = off."""
+    overlong_penalty_factor: float = setting(1.0, **NON_NEGATIVE)
+    """Scale of the overlong penalty added to the score (DAPO: 1)."""
+
+
+@dataclass
 class PPOModuleConfig:
     """`stage.module` of `stage=ppo`: the arguments of rlhf.rl.module.PPOModule."""
 
     _target_: str = "rlhf.rl.module.PPOModule"
     _convert_: str = "object"
+    _recursive_: bool = False
+    """reward_fn nodes name their own `_target_`s; the module builds them (rlhf.rewards.build)."""
     model: Any = None
     """The actor's initial weights: the SFT model (docs/methods.md §4.1)."""
     peft: Any = None
@@ -122,6 +174,7 @@ class PPOModuleConfig:
     reward_fn: Any = None
     """PPO's reward: `reward_fn=word_count|reward_model|crs` (configs/reward_fn/)."""
     seed: int = 0
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
     critic: CriticConfig = field(default_factory=CriticConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
@@ -148,3 +201,43 @@ class PPOStageConfig:
     """Trainer keys this stage pins: Lightning forbids automatic clipping with manual optimisation
     (clipping is per optimizer, `*_optim.grad_clip`)."""
     module: PPOModuleConfig = field(default_factory=PPOModuleConfig)
+
+
+def algorithm_problems(cfg: PPOModuleConfig, key: str = "stage.module") -> list[tuple[str, str]]:
+    """(key path, message) for each combination of sections that cannot run (docs/algorithms.md §1);
+    checked at start-up, before any model loads, and again when the module is built directly."""
+    algo, n = cfg.algorithm, cfg.rollout.n_samples_per_prompt
+    problems = []
+    if algo.advantage == "gae" and cfg.critic.kind == "none":
+        problems.append((f"{key}.critic.kind", "advantage=gae (PPO) needs a critic: separate or value_head; "
+                                               "the critic-free algorithms are algorithm=grpo|rloo|reinforce_pp|remax|..."))
+    if cfg.critic.kind == "none" and cfg.update.critic_warmup_steps:
+        problems.append((f"{key}.update.critic_warmup_steps", "there is no critic to warm up (critic.kind=none); set 0"))
+    if algo.advantage != "gae" and cfg.critic.kind != "none":
+        problems.append((f"{key}.critic.kind", f"advantage={algo.advantage} uses no value estimate; set critic.kind=none "
+                                               "(a critic would be trained and never read)"))
+    if algo.advantage in GROUP_ADVANTAGES and n < 2:
+        problems.append((f"{key}.rollout.n_samples_per_prompt",
+                         f"advantage={algo.advantage} takes its baseline from the other samples of a prompt: needs >= 2, got {n}"))
+    minibatch = cfg.update.minibatch_size
+    if algo.advantage in GROUP_ADVANTAGES and minibatch is not None and minibatch % n:
+        problems.append((f"{key}.update.minibatch_size",
+                         f"{minibatch} rows do not hold whole groups of rollout.n_samples_per_prompt={n}; use a multiple of {n}"))
+    if algo.dynamic_sampling and algo.advantage not in GROUP_ADVANTAGES:
+        problems.append((f"{key}.algorithm.dynamic_sampling",
+                         f"drops groups of equal rewards, so it needs a group advantage ({', '.join(GROUP_ADVANTAGES)}); "
+                         f"got advantage={algo.advantage}"))
+    if algo.advantage == "remax" and cfg.rollout.top_k == 1:
+        problems.append((f"{key}.rollout.top_k", "top_k=1 samples greedily, so every sample equals ReMax's greedy "
+                                                 "baseline and every advantage is 0; use top_k=0 or > 1"))
+    low = cfg.update.clip_eps if algo.clip_low is None else algo.clip_low
+    if algo.clip_high is not None and algo.clip_high < low:
+        problems.append((f"{key}.algorithm.clip_high", f"ε_high={algo.clip_high} < ε_low={low}: clip-higher widens the "
+                                                       "upper side only (DAPO §3.1)"))
+    if algo.policy_loss == "gspo" and algo.advantage not in SEQUENCE_ADVANTAGES:
+        problems.append((f"{key}.algorithm.policy_loss", f"gspo's sequence ratio needs one advantage per response "
+                                                         f"({', '.join(SEQUENCE_ADVANTAGES)}); advantage={algo.advantage} "
+                                                         "is per token: use policy_loss=gspo_token"))
+    if algo.policy_loss != "clipped" and algo.dual_clip is not None:
+        problems.append((f"{key}.algorithm.dual_clip", "dual-clip applies to the per-token clipped surrogate only"))
+    return problems

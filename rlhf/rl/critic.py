@@ -6,11 +6,10 @@ start at 0, so V = 0 before the first update.
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
 
+from rlhf.core.models import load_sequence_classifier
 from rlhf.rl.config import CriticConfig
 from rlhf.rl.rollout import position_ids
 
@@ -43,27 +42,13 @@ def value_head(hidden_size: int, dtype: torch.dtype) -> nn.Linear:
 
 def separate_critic(cfg: CriticConfig, actor_base: nn.Module, seed: int) -> ValueModel:
     """`path` = an RM folder (keeps its head) or an SFT/causal-LM folder (new head); no path = the
-    actor's own backbone weights with a new head."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification
-
-    new_head = True
+    actor's own backbone weights with a new head. New heads start at 0."""
+    source = actor_base
     if cfg.path:
         from rlhf.reward_model.scoring import resolve_model_dir
 
-        folder = resolve_model_dir(cfg.path)
-        config = AutoConfig.from_pretrained(folder)
-        new_head = not any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
-        seq_cls = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=1, use_safetensors=True,
-                                                                     dtype=actor_base.dtype)
-    else:
-        config = copy.deepcopy(actor_base.config)
-        config.num_labels = 1
-        with torch.random.fork_rng():
-            torch.manual_seed(seed)
-            seq_cls = AutoModelForSequenceClassification.from_config(config, dtype=actor_base.dtype)
-        seq_cls.base_model.load_state_dict(actor_base.base_model.state_dict())
-    if new_head:
-        _zero_head(seq_cls.score)
+        source = resolve_model_dir(cfg.path)
+    seq_cls = load_sequence_classifier(source, actor_base.dtype, seed=seed, zero_new_head=True)
     seq_cls.config.pad_token_id = actor_base.config.pad_token_id
     return ValueModel(seq_cls)
 

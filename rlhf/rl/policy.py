@@ -25,6 +25,11 @@ class PolicyModels:
     def uses_value_head(self) -> bool:
         return self.value_head is not None
 
+    @property
+    def has_critic(self) -> bool:
+        """False for the critic-free algorithms (critic.kind=none)."""
+        return self.value_head is not None or self.critic is not None
+
     def logprobs(self, query_ids, query_mask, response_ids, response_mask, with_hidden: bool = False):
         """(log-probs [B,R], logits [B,R,V], hidden [B,R,H] | None) of the actor."""
         return forward_response(self.actor, query_ids, query_mask, response_ids, response_mask, self.temperature,

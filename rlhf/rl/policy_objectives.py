@@ -261,3 +261,27 @@ def overlong_penalty(lengths: torch.Tensor, max_length: int, cache_length: int) 
     ramp = (soft_start - lengths) / cache_length
     penalty = torch.where(lengths <= soft_start, torch.zeros_like(lengths), ramp)
     return torch.where(lengths > max_length, torch.full_like(lengths, -1.0), penalty)
+
+
+def aggregation_weights(mask: torch.Tensor, mode: str, total_rows: torch.Tensor | float,
+                        norm_constant: float | None = None) -> torch.Tensor:
+    """Per-token weights w [B, T] with Σ w·ℓ = aggregate_loss(ℓ, mask, mode) over the whole batch, for the
+    sequence modes, when `mask` is one slice of it (a micro-batch, or one rank's rows) and
+    `total_rows` counts the batch's non-empty rows: summing Σ w·ℓ over slices gives the one-batch
+    loss however the batch is cut.
+
+    seq_mean_token_mean: w_{i,t} = 1 / (|y_i| · G); seq_mean_token_sum_norm: w_{i,t} = 1 / (C · G).
+    (token_mean slices are weighted by their token share instead, Σ ℓ / total tokens.)
+    """
+    _check_right_padded(mask)
+    valid = mask.bool()
+    weights = valid.to(torch.get_default_dtype())
+    if mode == "seq_mean_token_mean":
+        per_row = weights.sum(dim=1, keepdim=True).clamp_min(1.0)
+    elif mode == "seq_mean_token_sum_norm":
+        if norm_constant is None or not norm_constant > 0:
+            raise ValueError(f"seq_mean_token_sum_norm needs norm_constant > 0; got {norm_constant}")
+        per_row = torch.full_like(weights[:, :1], float(norm_constant))
+    else:
+        raise ValueError(f"aggregation_weights is for the sequence modes; got {mode!r}")
+    return weights / per_row / torch.as_tensor(total_rows, dtype=weights.dtype).clamp_min(1.0)

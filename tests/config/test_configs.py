@@ -99,10 +99,11 @@ def _compose_option(group: str, option: str, tmp_path: Path):
     primaries = sorted(_primary_configs(), key=lambda name: name != PRIMARY)
     order = {"data": 0, "stage": 1}  # partner groups most likely to hold missing keys
     partners = sorted((o for o in _group_options() if o[0] != group), key=lambda o: order.get(o[0], 2))
+    stages = [o for o in partners if o[0] == "stage"]  # an option of one stage's section (algorithm=, dpo_loss=)
     for primary in primaries:
         found = _try_compose(primary, [f"{group}={option}"], tmp_path)
-        if isinstance(found, InterpolationKeyError):
-            for other_group, other_option in partners:
+        if isinstance(found, Exception):
+            for other_group, other_option in partners if isinstance(found, InterpolationKeyError) else stages:
                 found = _try_compose(primary, [f"{group}={option}", f"{other_group}={other_option}"], tmp_path)
                 if not isinstance(found, Exception):
                     break

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from rlhf.data.packing import common_prefix_length, first_fit_decreasing, pack_group, pack_groups, packed_attention_mask
+from rlhf.data.packing import (common_prefix_length, first_fit_decreasing, pack_group, pack_groups,
+                               packed_attention_mask, token_columns)
 
 
 def test_common_prefix_leaves_each_sequence_a_token_of_its_own():
@@ -54,3 +55,19 @@ def test_attention_mask_worked_example():
         [0, 0, 0, 0, 0, 0, 0, 1],  # padding sees only padding, and is seen by nobody else
     ], dtype=torch.bool)
     assert mask.shape == (1, 1, 8, 8) and torch.equal(mask[0, 0], expected)
+
+
+def test_token_columns_follow_each_sequence_through_its_packed_group():
+    groups = [[[1, 2, 3, 4], [1, 2, 5]], [[7, 8], [7, 9, 9]]]
+    packed = pack_groups(groups, pad_token_id=0)
+    last = packed["score_index"].tolist()
+    flat = [seq for group in groups for seq in group]
+    n = 0
+    for group in groups:
+        columns = token_columns(group, [c for _, c in last[n:n + len(group)]])
+        for seq, cols, (row, _) in zip(group, columns, last[n:n + len(group)]):
+            # the token at each column is the sequence's own token, in its own position
+            assert packed["input_ids"][row, cols].tolist() == seq
+            assert packed["position_ids"][row, cols].tolist() == list(range(len(seq)))
+        n += len(group)
+    assert n == len(flat)

@@ -137,8 +137,12 @@ def test_kl_is_zero_when_policy_equals_reference(estimator):
 
 
 def test_unknown_kl_estimator_names_the_key():
-    with pytest.raises(ConfigError, match="ppo.kl.estimator.*allowed: k1, k3, abs, mse"):
-        kl_per_token(torch.zeros(2), torch.zeros(2), "k2")
+    with pytest.raises(ConfigError, match="ppo.kl.estimator.*allowed: k1, k2, k3, abs, mse"):
+        kl_per_token(torch.zeros(2), torch.zeros(2), "k4")
+
+
+def test_k2_is_the_half_squared_log_ratio():
+    assert kl_per_token(torch.tensor([0.5]), torch.tensor([-0.5]), "k2").item() == pytest.approx(0.5)
 
 
 # ---------------------------------------------------------------- KL-penalised rewards

@@ -82,5 +82,5 @@ def test_kl_penalty_loss_hand_computed():
     close(kl_penalty_loss(logprobs, ref, mask), 0.0532653)
     # k1: (0.5 + 0) / 2 = 0.25
     close(kl_penalty_loss(logprobs, ref, mask, estimator="k1"), 0.25)
-    with pytest.raises(ConfigError, match="allowed: k1, k3, abs, mse"):
-        kl_penalty_loss(logprobs, ref, mask, estimator="k2")
+    with pytest.raises(ConfigError, match="allowed: k1, k2, k3, abs, mse"):
+        kl_penalty_loss(logprobs, ref, mask, estimator="k4")

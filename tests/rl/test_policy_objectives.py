@@ -332,3 +332,19 @@ def test_overlong_penalty_three_regimes():
     assert got.tolist() == pytest.approx([0.0, 0.0, -0.25, -0.5, -0.75, -1.0, -1.0, 0.0])
     with pytest.raises(ValueError, match="0 < cache_length <= max_length"):
         overlong_penalty(lengths, max_length=20, cache_length=0)
+
+
+@pytest.mark.parametrize("mode", ["seq_mean_token_mean", "seq_mean_token_sum_norm"])
+def test_aggregation_weights_summed_over_slices_give_the_one_batch_loss(mode):
+    from rlhf.rl.policy_objectives import aggregation_weights
+
+    mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 0, 0]])
+    loss = torch.tensor([[1.0, 2.0, 3.0, 9.0], [4.0, 9.0, 9.0, 9.0], [1.0, 1.0, 1.0, 1.0], [2.0, 6.0, 9.0, 9.0]])
+    # by hand: seq_mean_token_mean = (2 + 4 + 1 + 4) / 4 = 2.75; sum_norm (C = 4) = (6 + 4 + 4 + 8) / 4 / 4 = 1.375
+    expected = {"seq_mean_token_mean": 2.75, "seq_mean_token_sum_norm": 1.375}[mode]
+    whole = (loss * aggregation_weights(mask, mode, 4, norm_constant=4)).sum()
+    sliced = sum((loss[rows] * aggregation_weights(mask[rows], mode, 4, norm_constant=4)).sum()
+                 for rows in ([0, 3], [1], [2]))
+    assert float(whole) == pytest.approx(expected)
+    assert float(sliced) == pytest.approx(expected)
+    assert float(aggregate_loss(loss, mask, mode, norm_constant=4)) == pytest.approx(expected)

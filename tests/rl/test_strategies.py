@@ -33,7 +33,7 @@ REL_TOL, ABS_TOL = 1e-4, 1e-5  # stated tolerance on metrics: float reduction or
 WEIGHT_TOL = 2.5e-4
 
 
-def run_ppo(tmp_path: Path, name: str, prompts: Path, *overrides: str) -> list[dict]:
+def run_ppo(tmp_path: Path, name: str, prompts: Path, *overrides: str, keys=KEYS) -> list[dict]:
     out = tmp_path / name
     cmd = [sys.executable, "-m", "rlhf.train", "stage=ppo", "model=tiny", "peft=none", "data=prompts_jsonl",
            f"data.sources.0.path={prompts}", "data.shuffle=false", "trainer=debug", "trainer.max_steps=1",
@@ -44,7 +44,7 @@ def run_ppo(tmp_path: Path, name: str, prompts: Path, *overrides: str) -> list[d
                           text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     rows = list(csv.DictReader(next((out / "csv").rglob("metrics.csv")).open()))
-    steps = [{k: float(r[k]) for k in KEYS} for r in rows if r.get("train/reward_raw_mean")]
+    steps = [{k: float(r[k]) for k in keys} for r in rows if r.get("train/reward_raw_mean")]
     assert len(steps) == 1
     return steps
 
@@ -65,7 +65,7 @@ def prompts(tmp_path_factory) -> Path:
 
 def assert_same(reference: list[dict], other: list[dict]) -> None:
     for step, (a, b) in enumerate(zip(reference, other)):
-        for key in KEYS:
+        for key in a:
             assert b[key] == pytest.approx(a[key], rel=REL_TOL, abs=ABS_TOL), (step, key, a[key], b[key])
 
 
@@ -88,3 +88,24 @@ def test_two_processes_match_one(tmp_path, prompts, single, strategy):
         assert a.keys() == b.keys()
         for name in a:
             assert float((a[name] - b[name]).abs().max()) < WEIGHT_TOL, (part, name)
+
+
+CRITIC_FREE_KEYS = tuple(k for k in KEYS if k != "train/value_loss") + ("train/advantage_std",)
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+@pytest.mark.parametrize("algorithm, rows", [("grpo", 2), ("reinforce_pp", 4)])
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp2"])
+def test_critic_free_two_processes_match_one(tmp_path, prompts, strategy, algorithm, rows):
+    """Group statistics stay on the rank that holds the group (GRPO: 2 prompts x 4 samples, one
+    prompt per rank); REINFORCE++'s global whitening gathers every rank's returns."""
+    common = (f"algorithm={algorithm}", "stage.module.update.epochs=2")
+    single = run_ppo(tmp_path, "single", prompts, "strategy=single", "trainer.devices=1", f"data.batch_size={rows}",
+                     *common, keys=CRITIC_FREE_KEYS)
+    multi = run_ppo(tmp_path, strategy, prompts, f"strategy={strategy}", "trainer.devices=2",
+                    f"data.batch_size={rows // 2}", *common, keys=CRITIC_FREE_KEYS)
+    assert_same(single, multi)
+    a, b = weights(tmp_path / "single", "merged"), weights(tmp_path / strategy, "merged")
+    for name in a:
+        assert float((a[name] - b[name]).abs().max()) < WEIGHT_TOL, name
