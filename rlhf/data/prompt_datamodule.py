@@ -15,7 +15,7 @@ import lightning as L
 import torch
 
 from rlhf.data.collate import CausalLMCollator
-from rlhf.data.resumable_loader import ResumableLoader, permutation, rank_and_world
+from rlhf.data.resumable_loader import ResumableLoader, cyclic_batch
 from rlhf.data.source_spec import load_source
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
 from rlhf.core.errors import ConfigError, DataError
@@ -50,12 +50,7 @@ class PTXStream:
         self.served = 0
 
     def next_batch(self) -> dict[str, torch.Tensor]:
-        rank, world = rank_and_world()
-        per_cycle = max(len(self.examples) // (world * self.batch_size), 1)
-        cycle, position = divmod(self.served, per_cycle)
-        order = permutation(len(self.examples), self.seed + 7919 * (cycle + 1), True)
-        mine = order[rank::world]
-        picked = [mine[(position * self.batch_size + j) % len(mine)] for j in range(self.batch_size)]
+        picked = cyclic_batch(len(self.examples), self.served, self.batch_size, self.seed, stride=7919)
         self.served += 1
         return self.collate([self.examples[i] for i in picked])
 

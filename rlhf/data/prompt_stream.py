@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rlhf.core.errors import DataError
 from rlhf.data.prompt_datamodule import prompt_batch
-from rlhf.data.resumable_loader import permutation, rank_and_world
+from rlhf.data.resumable_loader import cyclic_batch
 
 STREAM_SEED_OFFSET = 104_729
 """Keeps the refill order apart from the loader's (which draws from seed + epoch)."""
@@ -20,12 +20,7 @@ class PromptStream:
         self.served = 0
 
     def next_batch(self) -> dict:
-        rank, world = rank_and_world()
-        per_cycle = max(len(self.records) // (world * self.batch_size), 1)
-        cycle, position = divmod(self.served, per_cycle)
-        order = permutation(len(self.records), self.seed + STREAM_SEED_OFFSET * (cycle + 1), True)
-        mine = order[rank::world]
-        picked = [mine[(position * self.batch_size + j) % len(mine)] for j in range(self.batch_size)]
+        picked = cyclic_batch(len(self.records), self.served, self.batch_size, self.seed, STREAM_SEED_OFFSET)
         self.served += 1
         return prompt_batch([self.records[i] for i in picked])
 

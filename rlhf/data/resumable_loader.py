@@ -28,6 +28,16 @@ def permutation(n: int, seed: int, shuffle: bool) -> list[int]:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist()
 
 
+def cyclic_batch(n: int, served: int, batch_size: int, seed: int, stride: int) -> list[int]:
+    """Indices of this rank's `served`-th batch of an endless stream over n items: cycle c draws a
+    fresh permutation from seed + stride·(c + 1), sharded by rank, wrapping around when short."""
+    rank, world = rank_and_world()
+    per_cycle = max(n // (world * batch_size), 1)
+    cycle, position = divmod(served, per_cycle)
+    mine = permutation(n, seed + stride * (cycle + 1), True)[rank::world]
+    return [mine[(position * batch_size + j) % len(mine)] for j in range(batch_size)]
+
+
 class ResumableLoader:
     """Every rank gets ceil(N / W) examples per epoch (the permutation wraps around to fill the
     last rank, as `DistributedSampler` does), in batches of `batch_size` (the last one may be short).
