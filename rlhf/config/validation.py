@@ -23,7 +23,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from rlhf.config.fit import check_fit
 from rlhf.core.errors import ConfigError
-from rlhf.core.schema import Check, check_section, check_value, type_names, type_ok, unknown_key, _dataclass_in, _simple_types
+from rlhf.core.schema import (Check, check_section, check_value, dataclass_in, simple_types, type_names, type_ok,
+                              unknown_key)
 
 HYDRA_KEYS = {"_target_", "_convert_", "_recursive_", "_partial_", "_args_"}
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "configs" / "train.yaml"
@@ -105,11 +106,11 @@ def _check_target(node: DictConfig, path: str) -> None:
         ok, value = _resolved(node, key)
         if not ok or OmegaConf.is_missing(node, key):
             continue
-        section = _dataclass_in(hints.get(key))
+        section = dataclass_in(hints.get(key))
         if section is not None and isinstance(value, dict):
             check_section(section, value, f"{path}.{key}")
             continue
-        allowed = _simple_types(hints[key]) if key in hints else None
+        allowed = simple_types(hints[key]) if key in hints else None
         if allowed and not type_ok(value, allowed):
             raise ConfigError(f"{path}.{key}", f"{target_name} expects {type_names(allowed)}, "
                                                f"got {type(value).__name__} {value!r}")

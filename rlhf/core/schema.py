@@ -164,7 +164,7 @@ def _hints(cls) -> dict:
     return typing.get_type_hints(cls)
 
 
-def _dataclass_in(annotation):
+def dataclass_in(annotation):
     """The dataclass an annotation names (X, X | None), else None."""
     if dataclasses.is_dataclass(annotation):
         return annotation
@@ -174,10 +174,10 @@ def _dataclass_in(annotation):
     return None
 
 
-def _simple_types(annotation) -> set | None:
+def simple_types(annotation) -> set | None:
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, UnionType):
-        parts = [_simple_types(a) for a in typing.get_args(annotation)]
+        parts = [simple_types(a) for a in typing.get_args(annotation)]
         return None if any(p is None for p in parts) else set().union(*parts)
     if origin is typing.Literal:
         return {type(a) for a in typing.get_args(annotation)}
@@ -218,11 +218,11 @@ def check_value(cls, name: str, value, path: str) -> None:
         _check_section_field(spec.metadata, value, path)
         return
     annotation = _hints(cls)[name]
-    nested = _dataclass_in(annotation)
+    nested = dataclass_in(annotation)
     if nested is not None and isinstance(value, Mapping):
         check_section(nested, value, path)
         return
-    allowed = _simple_types(annotation)
+    allowed = simple_types(annotation)
     if allowed and not type_ok(value, allowed):
         raise ConfigError(path, f"expects {type_names(allowed)}, got {type(value).__name__} {value!r}")
     check = spec.metadata.get("check")
@@ -266,7 +266,7 @@ def as_config(cls, value, path: str):
         if "schema" in specs[key].metadata:
             kwargs[key] = _build_section_field(specs[key].metadata, item, f"{path}.{key}")
             continue
-        nested = _dataclass_in(hints[key])
+        nested = dataclass_in(hints[key])
         kwargs[key] = as_config(nested, item, f"{path}.{key}") if nested is not None and isinstance(item, Mapping) else item
     return cls(**kwargs)
 
