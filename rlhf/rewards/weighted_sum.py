@@ -47,6 +47,21 @@ class RewardResult:
         """Flat `{prefix}/{name}/{stat}: value`, e.g. reward/math_answer/hit_rate, reward/total/mean."""
         return {f"{prefix}/{name}/{stat}": value for name, stats in self.stats.items() for stat, value in stats.items()}
 
+    @classmethod
+    def of_rows(cls, results: Sequence["RewardResult"], rows: Sequence[int]) -> "RewardResult":
+        """The given rows of several results of the same reward, as one result (dynamic sampling keeps
+        some rows of several scored batches): nothing is scored again, statistics are recomputed."""
+        index = torch.tensor(list(rows), dtype=torch.long)
+        parts = {name: torch.cat([r.parts[name] for r in results])[index] for name in results[0].parts}
+        details = {name: {key: [value for r in results for value in r.details[name][key]] for key in cols}
+                   for name, cols in results[0].details.items()}
+        details = {name: {key: [column[i] for i in rows] for key, column in cols.items()} for name, cols in details.items()}
+        stats = {name: score_stats(parts[name], details.get(name), int(sum(details.get(name, {}).get("invalid", []))))
+                 for name in parts}
+        scores = torch.cat([r.scores for r in results])[index]
+        stats[TOTAL] = score_stats(scores)
+        return cls(scores, parts, dict(results[0].weights), details, stats)
+
     def rows(self) -> list[dict]:
         """One dict per response for a samples file: {"reward": total, "rewards": {name: score},
         "details": {name: {key: value}}}."""

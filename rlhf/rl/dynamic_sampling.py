@@ -36,9 +36,10 @@ def chosen_groups(informative: list[bool], target: int) -> tuple[list[int], int]
 
 def dynamic_sample(first: Rollout, first_scores: torch.Tensor, group_size: int, max_refills: int,
                    refill: Callable[[int], tuple[Rollout, torch.Tensor]], every_rank_has_enough: Callable[[bool], bool],
-                   pad_id: int) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
-    """(the rollout to train on, its raw scores, counts to log). refill(i) rolls out and scores the
-    i-th extra prompt batch; every_rank_has_enough(ok) is True when ok holds on every rank."""
+                   pad_id: int) -> tuple[Rollout, torch.Tensor, dict[str, float], list[int]]:
+    """(the rollout to train on, its raw scores, counts to log, the kept rows' indices in the first
+    batch followed by the refills). refill(i) rolls out and scores the i-th extra prompt batch;
+    every_rank_has_enough(ok) is True when ok holds on every rank."""
     target = first.n_rows // group_size
     parts, scores = [first], [first_scores]
     informative = informative_groups(first_scores, group_size).tolist()
@@ -54,4 +55,4 @@ def dynamic_sample(first: Rollout, first_scores: torch.Tensor, group_size: int, 
     merged = concat_rollouts(parts, pad_id)
     counts = {"refills": float(refills), "dropped_groups": float(len(informative) - sum(informative)),
               "filler_groups": float(fillers), "groups_seen": float(len(informative))}
-    return select_rows(merged, rows), torch.cat(scores)[torch.tensor(rows, dtype=torch.long)], counts
+    return select_rows(merged, rows), torch.cat(scores)[torch.tensor(rows, dtype=torch.long)], counts, rows

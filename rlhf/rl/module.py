@@ -181,13 +181,18 @@ class PPOModule(L.LightningModule):
         if not algo.dynamic_sampling:
             return rollout, raw, result, {}
 
+        results = [result]
+
         def refill(i: int):
             extra = self._roll_out(self.refill_stream.next_batch(), iteration, self.seed + 7919 * (i + 1))
-            return extra, self._score(extra)[1]
+            extra_result, extra_raw = self._score(extra)
+            results.append(extra_result)
+            return extra, extra_raw
 
-        rollout, raw, counts = dynamic_sample(rollout, raw, self.cfg.rollout.n_samples_per_prompt, algo.max_refills,
-                                              refill, self.ranks.on_every_rank, self.tokenizer.pad_token_id)
-        result, _ = self._score(rollout)  # the kept rows' parts and details, for logging
+        rollout, raw, counts, rows = dynamic_sample(rollout, raw, self.cfg.rollout.n_samples_per_prompt,
+                                                    algo.max_refills, refill, self.ranks.on_every_rank,
+                                                    self.tokenizer.pad_token_id)
+        result = type(result).of_rows(results, rows)  # the kept rows' parts and details, for logging
         return rollout, raw, result, {f"dynamic_sampling/{k}": torch.tensor(v) for k, v in counts.items()}
 
     def _greedy_baseline(self, batch: dict, iteration: int) -> torch.Tensor:

@@ -209,3 +209,19 @@ def test_required_metadata_reads_the_configured_field_without_building_models():
     node["required_fields"] = ["answer", "level"]
     assert required_metadata(node) == [("reward_fn", "answer"), ("reward_fn", "level")]
     assert SHIPPED  # the glob found the target configs
+
+
+def test_rows_of_several_results_are_kept_without_scoring_again():
+    """Dynamic sampling keeps rows of several scored batches: parts, details and statistics of
+    exactly those rows, by hand (no call of the reward)."""
+    from rlhf.rewards.weighted_sum import RewardResult
+
+    first = RewardResult(torch.tensor([1.0, 0.0]), {"hit": torch.tensor([1.0, 0.0])}, {"hit": 1.0},
+                         {"hit": {"hit": [True, False]}})
+    second = RewardResult(torch.tensor([1.0, 1.0]), {"hit": torch.tensor([1.0, 1.0])}, {"hit": 1.0},
+                          {"hit": {"hit": [True, True]}})
+    kept = RewardResult.of_rows([first, second], [1, 2, 3])
+    assert kept.scores.tolist() == [0.0, 1.0, 1.0] and kept.details["hit"]["hit"] == [False, True, True]
+    assert kept.stats["hit"]["hit_rate"] == pytest.approx(2 / 3)
+    assert kept.stats["hit"]["invalid"] == 0.0
+    assert kept.stats["total"]["mean"] == pytest.approx(2 / 3)

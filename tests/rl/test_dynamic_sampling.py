@@ -53,8 +53,9 @@ def test_refills_until_the_batch_holds_informative_groups_then_stops():
         calls.append(i)
         return refills[i]
 
-    rollout, scores, counts = dynamic_sample(first, first_scores, 2, 3, refill, lambda ok: ok, pad_id=0)
+    rollout, scores, counts, rows = dynamic_sample(first, first_scores, 2, 3, refill, lambda ok: ok, pad_id=0)
     assert calls == [0, 1]
+    assert rows == [2, 3, 8, 9]  # group a1, then c0 (rows 8-9 of a, b, c concatenated)
     assert rollout.texts == ["a2", "a3", "c0", "c1"]
     assert scores.tolist() == [1.0, 0.0, 0.0, 1.0]
     assert counts == {"refills": 2.0, "dropped_groups": 4.0, "filler_groups": 0.0, "groups_seen": 6.0}
@@ -66,12 +67,12 @@ def test_out_of_refills_fills_with_dropped_groups():
     def refill(i):
         return fake_rollout("b", 4, 2, 2), torch.tensor([3.0, 3.0, 0.0, 2.0])
 
-    rollout, scores, counts = dynamic_sample(first, first_scores, 2, 1, refill, lambda ok: ok, pad_id=0)
+    rollout, scores, counts, _ = dynamic_sample(first, first_scores, 2, 1, refill, lambda ok: ok, pad_id=0)
     assert rollout.texts == ["a0", "a1", "b2", "b3"]  # the informative b-group plus the first dropped one
     assert counts["filler_groups"] == 1.0 and counts["refills"] == 1.0
 
 
 def test_no_refill_when_every_group_is_informative():
     first, first_scores = fake_rollout("a", 4, 2, 2), torch.tensor([0.0, 1.0, 1.0, 0.0])
-    rollout, _, counts = dynamic_sample(first, first_scores, 2, 3, lambda i: 1 / 0, lambda ok: ok, pad_id=0)
+    rollout, _, counts, _ = dynamic_sample(first, first_scores, 2, 3, lambda i: 1 / 0, lambda ok: ok, pad_id=0)
     assert rollout.texts == first.texts and counts["refills"] == 0.0
