@@ -18,26 +18,11 @@ the median over runs of the median timed step after `--warmup` untimed steps.
 from __future__ import annotations
 
 import pair_bench
-from harness import multi_worker_main, peak_gpu_mb, peak_rss_mb, steady_step_s
+from harness import multi_worker_main
+from pair_bench import data_overrides, result
 from ppo_settings import LORA, model_overrides, model_spec
 
 LR, GRAD_CLIP, BETA = 5e-6, 0.3, 0.1
-
-
-def data_overrides(args) -> list[str]:
-    overrides = ["data=hh_rlhf_pairs", f"data.sources.0.limit={args.pairs_loaded}", f"data.max_length={args.max_length}",
-                 f"data.min_prompt_tokens={args.min_prompt_tokens}", f"data.batch_size={args.batch}",
-                 "data.val_fraction=0.0"]
-    return overrides + ([f"paths.data_dir={args.data_dir}"] if args.data_dir else [])
-
-
-def result(name: str, args, durations: list[float]) -> dict:
-    import torch
-
-    step = steady_step_s(durations, args.warmup)
-    return {"system": name, "step_s": round(step, 3), "pairs_per_s": round(args.batch / step, 3),
-            "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(), "threads": torch.get_num_threads(),
-            "step_s_each": [round(d, 3) for d in durations]}
 
 
 def ours_worker(args, layout: list[str] | None = None, name: str = "ours") -> dict:

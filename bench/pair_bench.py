@@ -6,10 +6,28 @@ from __future__ import annotations
 
 import argparse
 
-from harness import interleaved_runs, median_summary, parse_quick
+from harness import interleaved_runs, median_summary, parse_quick, peak_gpu_mb, peak_rss_mb, steady_step_s
 
 SYSTEMS = ("ours", "ours_padded", "trl")
 QUICK = ["--model", "tiny", "--runs", "1", "--batch", "4", "--max-length", "64", "--min-prompt-tokens", "32", "--steps", "2", "--threads", "1"]
+
+
+def data_overrides(args) -> list[str]:
+    """The HH-RLHF pairs both systems train on, tokenised and truncated by our data module."""
+    overrides = ["data=hh_rlhf_pairs", f"data.sources.0.limit={args.pairs_loaded}", f"data.max_length={args.max_length}",
+                 f"data.min_prompt_tokens={args.min_prompt_tokens}", f"data.batch_size={args.batch}",
+                 "data.val_fraction=0.0"]
+    return overrides + ([f"paths.data_dir={args.data_dir}"] if args.data_dir else [])
+
+
+def result(name: str, args, durations: list[float]) -> dict:
+    """One worker's figures: steady step time, pairs/s, peak memory."""
+    import torch
+
+    step = steady_step_s(durations, args.warmup)
+    return {"system": name, "step_s": round(step, 3), "pairs_per_s": round(args.batch / step, 3),
+            "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(), "threads": torch.get_num_threads(),
+            "step_s_each": [round(d, 3) for d in durations]}
 
 
 def worker_args(args, system: str) -> list[str]:

@@ -16,22 +16,14 @@ figure is the median over runs of the median timed step after `--warmup` untimed
 from __future__ import annotations
 
 import pair_bench
-from harness import multi_worker_main, peak_gpu_mb, peak_rss_mb, steady_step_s
+from harness import multi_worker_main
+from pair_bench import data_overrides, result
 from ppo_settings import LORA, model_overrides, model_spec
 
 LR, GRAD_CLIP = 5e-5, 0.3
 
 
-def data_overrides(args) -> list[str]:
-    overrides = ["data=hh_rlhf_pairs", f"data.sources.0.limit={args.pairs_loaded}", f"data.max_length={args.max_length}",
-                 f"data.min_prompt_tokens={args.min_prompt_tokens}", f"data.batch_size={args.batch}",
-                 "data.val_fraction=0.0"]
-    return overrides + ([f"paths.data_dir={args.data_dir}"] if args.data_dir else [])
-
-
 def ours_worker(args, layout: list[str] | None = None, name: str = "ours") -> dict:
-    import torch
-
     from lightning_run import GPU, fit_stage
 
     steps = args.warmup + args.steps
@@ -39,10 +31,7 @@ def ours_worker(args, layout: list[str] | None = None, name: str = "ours") -> di
         "stage=reward", "peft=lora", f"stage.module.optim.lr={LR}", f"trainer.gradient_clip_val={GRAD_CLIP}",
         f"trainer.max_steps={steps}", "+trainer.limit_val_batches=0"] + (GPU if args.gpu else [])
     _, _, durations = fit_stage(overrides)
-    step = steady_step_s(durations, args.warmup)
-    return {"system": name, "step_s": round(step, 3), "pairs_per_s": round(args.batch / step, 3),
-            "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(), "threads": torch.get_num_threads(),
-            "step_s_each": [round(d, 3) for d in durations]}
+    return result(name, args, durations)
 
 
 def ours_padded_worker(args) -> dict:
@@ -53,7 +42,6 @@ def ours_padded_worker(args) -> dict:
 def trl_worker(args) -> dict:
     import tempfile
 
-    import torch
     from datasets import Dataset
     from hydra.utils import instantiate
     from peft import LoraConfig
@@ -90,10 +78,7 @@ def trl_worker(args) -> dict:
                             train_dataset=Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected}),
                             callbacks=[timer])
     trainer.train()
-    step = steady_step_s(timer.durations, args.warmup)
-    return {"system": "trl", "step_s": round(step, 3), "pairs_per_s": round(args.batch / step, 3),
-            "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(), "threads": torch.get_num_threads(),
-            "step_s_each": [round(d, 3) for d in timer.durations]}
+    return result("trl", args, timer.durations)
 
 
 WORKERS = {"ours": ours_worker, "ours_padded": ours_padded_worker, "trl": trl_worker}
