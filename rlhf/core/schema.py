@@ -274,3 +274,17 @@ def as_config(cls, value, path: str):
 def to_dict(section) -> dict:
     """A section as plain data (for save_hyperparameters, logs and checkpoints)."""
     return dataclasses.asdict(section)
+
+
+def plain_data(value):
+    """A section handed over as a dataclass instance, an OmegaConf node (stages built with
+    _recursive_=False receive nodes) or a mapping, as plain data."""
+    if value is None or isinstance(value, (dict, list, str, int, float, bool)):
+        return value
+    if hasattr(value, "__dataclass_fields__"):
+        return to_dict(value)
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(value):
+        return OmegaConf.to_container(value, resolve=True)
+    return dict(value)
