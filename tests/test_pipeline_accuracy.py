@@ -120,7 +120,7 @@ def test_rlvr_recipes_compose_validate_and_build_without_a_reward_model(recipe, 
     assert records and all("answer" in r["metadata"] for r in records)
     if recipe == "rlvr":
         assert built["sft"][0].data.sources[0].builtin == "arithmetic"
-        assert {r["metadata"]["level"] for r in records} == {1, 2, 3}
+        assert {r["metadata"]["level"] for r in records} == {1, 2}          # the recipe leaves out level 3 (experiments/README.md)
     else:
         assert built["sft"][0].data.sources[0].path.endswith("sft/gsm8k_train.jsonl.gz")
         assert cfg.evaluate.prompts.path.endswith("eval/gsm8k_test.jsonl.gz") and len(records) == 32

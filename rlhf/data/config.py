@@ -43,6 +43,8 @@ class SourceConfig:
     """First N records; None = all."""
     split: str = "train"
     """Split of a hub dataset, or of the built-in arithmetic task (train | test)."""
+    levels: list | None = None
+    """Built-in arithmetic task: the difficulty levels drawn (rlhf/data/arithmetic_task.py); None = all."""
     fields: dict | None = None
     """`generic` adapter: the record keys of prompt, response (and system)."""
     kind: str | None = setting(None, choices=("conversation", "prompt"))

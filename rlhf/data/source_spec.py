@@ -30,15 +30,19 @@ BUILTIN_METADATA = {"demo": (), "arithmetic": ("answer", "level")}
 """The metadata fields each built-in set's prompt records carry (besides the id)."""
 
 
-def _builtin(name: str, kind: str, n: int | None, seed: int, split: str = "train") -> list[dict]:
+def _builtin(name: str, kind: str, n: int | None, seed: int, split: str = "train",
+             levels: list | None = None) -> list[dict]:
     if name not in BUILTIN_METADATA:
         raise ConfigError("data.sources.builtin", f"unknown built-in set '{name}'; allowed: {sorted(BUILTIN_METADATA)}")
     if name == "arithmetic":
         from rlhf.data import arithmetic_task
 
+        levels = tuple(levels) if levels else arithmetic_task.LEVELS
         if kind == "conversation":
-            return arithmetic_task.arithmetic_sft_records(n or 512, seed)
-        return arithmetic_task.arithmetic_prompts(split, n or 512, seed)
+            return arithmetic_task.arithmetic_sft_records(n or 512, seed, levels)
+        return arithmetic_task.arithmetic_prompts(split, n or 512, seed, levels)
+    if levels:
+        raise ConfigError("data.sources.levels", f"only the built-in arithmetic set has levels, not '{name}'")
     from rlhf.data import demo_task
 
     if kind == "conversation":
@@ -64,9 +68,11 @@ def load_source(spec: SourceConfig | Mapping, kind: str, seed: int = 0, key: str
             raise ConfigError(f"{key}.metadata_fields", f"the built-in set '{spec.builtin}' brings its own metadata "
                                                         f"({', '.join(BUILTIN_METADATA[spec.builtin]) or 'none'}); "
                                                         "remove metadata_fields")
-        return _builtin(spec.builtin, kind, spec.n, seed, spec.split)
+        return _builtin(spec.builtin, kind, spec.n, seed, spec.split, spec.levels)
     if not spec.path:
         raise ConfigError(key, "each source needs 'path' (+ 'adapter') or 'builtin'")
+    if spec.levels:
+        raise ConfigError(f"{key}.levels", f"only the built-in arithmetic set has levels; source {spec.path} has none")
     if not spec.adapter:
         raise ConfigError(f"{key}.adapter", f"source {spec.path} names no adapter")
     return load_records(spec.path, spec.adapter, split=spec.split, limit=spec.limit,

@@ -112,3 +112,14 @@ def test_bad_requests_fail_with_the_key():
         arithmetic_prompts("train", 0)
     with pytest.raises(ConfigError, match="could not draw"):
         arithmetic_prompts("test", 5_000, levels=(1,))            # level 1 holds about 1,100 held-out problems
+
+
+def test_a_source_draws_only_the_levels_it_names():
+    prompts = load_source({"builtin": "arithmetic", "split": "test", "n": 12, "levels": [1, 2]}, "prompt")
+    assert [r["metadata"]["level"] for r in prompts] == [1, 2] * 6
+    sft = load_source({"builtin": "arithmetic", "n": 6, "levels": [2]}, "conversation")
+    assert [r["messages"][-1]["content"].count(" = ") for r in sft] == [2] * 6   # level 2: two worked steps
+    with pytest.raises(ConfigError, match="data.sources.levels"):
+        load_source({"builtin": "demo", "levels": [1]}, "prompt")
+    with pytest.raises(ConfigError, match="levels"):
+        load_source({"path": "x.jsonl", "adapter": "generic", "levels": [1]}, "prompt")
