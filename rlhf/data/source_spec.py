@@ -41,8 +41,6 @@ def _builtin(name: str, kind: str, n: int | None, seed: int, split: str = "train
         if kind == "conversation":
             return arithmetic_task.arithmetic_sft_records(n or 512, seed, levels)
         return arithmetic_task.arithmetic_prompts(split, n or 512, seed, levels)
-    if levels:
-        raise ConfigError("data.sources.levels", f"only the built-in arithmetic set has levels, not '{name}'")
     from rlhf.data import demo_task
 
     if kind == "conversation":
@@ -63,6 +61,9 @@ def load_source(spec: SourceConfig | Mapping, kind: str, seed: int = 0, key: str
     """Records of one source; `spec` is checked as a SourceConfig (`key` names it in errors). Prompt
     records carry `metadata` when the set brings it or `metadata_fields` maps it."""
     spec = as_config(SourceConfig, spec, key)
+    if spec.levels and spec.builtin != "arithmetic":
+        raise ConfigError(f"{key}.levels", f"only the built-in arithmetic set has levels, not "
+                                           f"{spec.builtin or spec.path}")
     if spec.builtin:
         if spec.metadata_fields:
             raise ConfigError(f"{key}.metadata_fields", f"the built-in set '{spec.builtin}' brings its own metadata "
@@ -71,8 +72,6 @@ def load_source(spec: SourceConfig | Mapping, kind: str, seed: int = 0, key: str
         return _builtin(spec.builtin, kind, spec.n, seed, spec.split, spec.levels)
     if not spec.path:
         raise ConfigError(key, "each source needs 'path' (+ 'adapter') or 'builtin'")
-    if spec.levels:
-        raise ConfigError(f"{key}.levels", f"only the built-in arithmetic set has levels; source {spec.path} has none")
     if not spec.adapter:
         raise ConfigError(f"{key}.adapter", f"source {spec.path} names no adapter")
     return load_records(spec.path, spec.adapter, split=spec.split, limit=spec.limit,
