@@ -7,10 +7,10 @@ tokens: TRL receives our prompt / chosen / rejected token ids, so both see ident
 same loss (sigmoid DPO, β 0.1, docs/algorithms.md §3.1), same batch (pairs per step), AdamW lr 5e-6
 constant without warm-up, grad-norm clip 0.3, no gradient checkpointing. Ours runs through a
 Lightning Trainer fit of the `stage=dpo` config (shared-prefix packing: one prompt forward per pair;
-`ours_padded` switches it off, as TRL pads). Each (run, system) is a fresh subprocess; the figure is
-the median over runs of the median timed step after `--warmup` untimed steps.
+`ours_padded` switches it off, as TRL pads). Each (run, system) is a fresh subprocess; the ratio ours/TRL is
+computed run by run (median and range over 5 paired runs), each after `--warmup` untimed steps.
 
-    .venv/bin/python bench/dpo_throughput.py            # 3 runs each
+    .venv/bin/python bench/dpo_throughput.py            # 5 paired runs
     .venv/bin/python bench/dpo_throughput.py --quick    # tiny model smoke run
     .venv/bin/python bench/dpo_throughput.py --gpu      # bf16, FSDP2 on one GPU for ours, bf16 for TRL
 """

@@ -21,7 +21,7 @@ are interleaved (run 1: every job, run 2: every job, ...) so load changes hit bo
 Per job: the median timed step and completions/s over the timed steps (after `--warmup` untimed
 steps); per run and setting the paired ratio ours/TRL, reported as median with min and max.
 
-    .venv/bin/python bench/grpo_throughput.py --out grpo.json                  # CPU comparison, 3 runs
+    .venv/bin/python bench/grpo_throughput.py --out grpo.json                  # CPU comparison, 5 paired runs
     .venv/bin/python bench/grpo_throughput.py --model tiny --steps 1 --runs 1 --warmup 0 --new-tokens 8
     .venv/bin/python bench/grpo_throughput.py --dry-run                         # settings only, no training
 """
@@ -38,8 +38,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # harness & co. when imported from a test
 
-from harness import (emit, interleaved_runs, load_now, machine_record, median_summary, peak_gpu_mb,  # noqa: E402
-                     peak_rss_mb)
+from harness import (MIN_RUNS, MIN_WARMUP, emit, interleaved_runs, load_now, machine_record, median_summary,  # noqa: E402
+                     peak_gpu_mb, peak_rss_mb, run_count_note)
+from harness import paired_ratios as harness_paired_ratios  # noqa: E402
 
 SYSTEMS = ("ours", "trl")
 MODELS = {"embedded": "smollm2-135m", "tiny": "tiny"}
@@ -242,27 +243,18 @@ def labelled_jobs(args) -> list[tuple[str, list[str]]]:
     return [(f"{system}@{n}", worker_args(args, system, n)) for n in args.new_tokens for system in args.systems]
 
 
-def spread(values: list[float]) -> dict:
-    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
-            "max": round(max(values), 3), "each": [round(v, 3) for v in values]}
-
-
 def paired_ratios(runs: dict[str, list[dict]], new_tokens: list[int]) -> dict:
     """Per new-token setting: ours/TRL of each run (same run = same load), median with min and max."""
-    out = {}
-    for n in new_tokens:
-        ours, trl = runs.get(f"ours@{n}"), runs.get(f"trl@{n}")
-        if not ours or not trl:
-            continue
-        out[str(n)] = {f"{key}_ours_vs_trl": spread([o[key] / t[key] for o, t in zip(ours, trl)])
-                       for key in RATIO_KEYS}
-    return out
+    return {str(n): {f"{key}_ours_vs_trl": value for key, value in
+                     harness_paired_ratios(runs[f"ours@{n}"], runs[f"trl@{n}"], RATIO_KEYS).items()}
+            for n in new_tokens if runs.get(f"ours@{n}") and runs.get(f"trl@{n}")}
 
 
 def compare(args) -> dict:
     runs = interleaved_runs(__file__, labelled_jobs(args), args.runs, args.timeout, args.threads)
     median = {label: median_summary(results) for label, results in runs.items()}
-    return {"median": median, "ratios": paired_ratios(runs, args.new_tokens), "runs": runs}
+    return {"median": median, "ratios": paired_ratios(runs, args.new_tokens),
+            "statistics_note": run_count_note(args.runs, args.warmup), "runs": runs}
 
 
 def dry_run(args) -> dict:
@@ -297,8 +289,8 @@ def parser() -> argparse.ArgumentParser:
                    help="embedded = SmolLM2-135M-Instruct; tiny = the random 2-layer Llama (smoke runs)")
     p.add_argument("--new-tokens", default="32,64", help="max new tokens per completion, comma-separated settings")
     p.add_argument("--systems", default="ours,trl", help="comma-separated subset of ours,trl")
-    p.add_argument("--runs", type=int, default=3, help="fresh processes per system and setting (median reported)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed GRPO steps at the start of each run")
+    p.add_argument("--runs", type=int, default=MIN_RUNS, help="paired runs: a fresh process per system and setting each")
+    p.add_argument("--warmup", type=int, default=MIN_WARMUP, help="untimed GRPO steps at the start of each run")
     p.add_argument("--steps", type=int, default=2, help="timed GRPO steps per run")
     p.add_argument("--prompts", type=int, default=16, help="prompts per step")
     p.add_argument("--generations", type=int, default=4, help="completions per prompt (G)")

@@ -88,6 +88,38 @@ def steady_step_s(durations: list[float], warmup: int) -> float:
     return statistics.median(timed)
 
 
+MIN_RUNS, MIN_WARMUP = 5, 1
+"""Defaults of every comparison script: a ratio is quoted as the median of >= 5 paired runs, each timed
+after >= 1 untimed step (lazy initialisation and allocator growth land in the first step)."""
+
+
+def spread(values: list[float]) -> dict:
+    """Median with the range and every value: a ratio's spread over runs is part of the figure."""
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+            "max": round(max(values), 3), "each": [round(v, 3) for v in values]}
+
+
+def paired_ratios(numerator: list[dict], denominator: list[dict], keys: tuple[str, ...]) -> dict:
+    """key -> spread of numerator/denominator computed run by run. Run i of both systems ran back to
+    back under the same load, so the per-run ratio cancels what load did to both; a ratio of medians
+    taken from different runs does not."""
+    if len(numerator) != len(denominator):
+        raise ValueError(f"paired ratios need as many runs on each side: {len(numerator)} vs {len(denominator)}")
+    return {key: spread([n[key] / d[key] for n, d in zip(numerator, denominator)])
+            for key in keys if all(n.get(key) and d.get(key) for n, d in zip(numerator, denominator))}
+
+
+def run_count_note(runs: int, warmup: int) -> str | None:
+    """Why these settings fall short of a quotable comparison (None when they do not); smoke runs
+    may go below, and the report says so next to the figures."""
+    if runs >= MIN_RUNS and warmup >= MIN_WARMUP:
+        return None
+    note = (f"--runs {runs} --warmup {warmup}: below the standard of >= {MIN_RUNS} paired runs after >= {MIN_WARMUP} "
+            "untimed step; not a figure to quote")
+    print(f"warning: {note}", file=sys.stderr, flush=True)
+    return note
+
+
 def median_summary(runs: list[dict]) -> dict:
     """Median over runs of every numeric field the runs share."""
     keys = [k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)

@@ -1,12 +1,14 @@
 """The command line and the side-by-side comparison shared by the pairwise benchmarks
 (rm_throughput.py: reward-model training, dpo_throughput.py: DPO): the same pairs, batch, length
-and LoRA for ours and TRL's trainer, one fresh process per system and run, medians and ratios."""
+and LoRA for ours and TRL's trainer, one fresh process per system and run, medians, and ours/TRL ratios
+computed run by run (median with range)."""
 
 from __future__ import annotations
 
 import argparse
 
-from harness import interleaved_runs, median_summary, parse_quick, peak_gpu_mb, peak_rss_mb, steady_step_s
+from harness import (MIN_RUNS, MIN_WARMUP, interleaved_runs, median_summary, paired_ratios, parse_quick, peak_gpu_mb,
+                     peak_rss_mb, run_count_note, steady_step_s)
 
 SYSTEMS = ("ours", "ours_padded", "trl")
 QUICK = ["--model", "tiny", "--runs", "1", "--batch", "4", "--max-length", "64", "--min-prompt-tokens", "32", "--steps", "2", "--threads", "1"]
@@ -43,17 +45,15 @@ def worker_args(args, system: str) -> list[str]:
 
 
 def compare(args, script: str) -> dict:
-    """Each system's median and the ours/TRL ratios of pairs/s and peak RSS; `script` runs the workers."""
+    """Each system's median, and per run the ours/TRL ratios of pairs/s and peak RSS (median, range);
+    `script` runs the workers."""
     jobs = [(system, worker_args(args, system)) for system in args.systems]
     runs = interleaved_runs(script, jobs, args.runs, args.timeout, args.threads)
     summary = {system: median_summary(results) for system, results in runs.items()}
-    ratios = {}
-    for system in ("ours", "ours_padded"):
-        if {system, "trl"} <= set(summary):
-            suffix = "" if system == "ours" else f"_{system}"
-            ratios[f"pairs_per_s_vs_trl{suffix}"] = round(summary[system]["pairs_per_s"] / summary["trl"]["pairs_per_s"], 3)
-            ratios[f"peak_rss_vs_trl{suffix}"] = round(summary[system]["peak_rss_mb"] / summary["trl"]["peak_rss_mb"], 3)
-    return {"median": summary, "ratios": ratios, "runs": runs}
+    ratios = {f"{system}_vs_trl": paired_ratios(runs[system], runs["trl"], ("pairs_per_s", "peak_rss_mb"))
+              for system in ("ours", "ours_padded") if {system, "trl"} <= set(runs)}
+    return {"median": summary, "paired_ratios": ratios, "statistics_note": run_count_note(args.runs, args.warmup),
+            "runs": runs}
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -65,8 +65,8 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--min-prompt-tokens", type=int, default=64, help="prompt tokens kept when truncating")
     p.add_argument("--data-dir", default=None, help="default: $RLHF_DATA_DIR or ../shared/data")
     p.add_argument("--systems", default="ours,trl", help=f"comma-separated, of {', '.join(SYSTEMS)}")
-    p.add_argument("--runs", type=int, default=3, help="fresh processes per system (median reported)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed optimizer steps at the start of each run")
+    p.add_argument("--runs", type=int, default=MIN_RUNS, help="paired runs: a fresh process per system each")
+    p.add_argument("--warmup", type=int, default=MIN_WARMUP, help="untimed optimizer steps at the start of each run")
     p.add_argument("--steps", type=int, default=4, help="timed optimizer steps per run")
     p.add_argument("--threads", type=int, default=None, help="torch threads per worker (default: one per core)")
     p.add_argument("--timeout", type=float, default=3600, help="seconds per worker process")

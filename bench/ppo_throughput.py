@@ -5,10 +5,10 @@ Same settings for every system (bench/ppo_settings.py): SmolLM2-135M fp32 on CPU
 the actor with its adapter disabled, and a closed-form reward (count of the letter "e"). Critic:
 TRL's PPOTrainer only has a separate full-parameter value model; ours is run with the same
 separate critic and, by `--critic`, with a value head on the actor. Each (run, system) is a fresh
-subprocess; runs are interleaved so a change in machine load hits every system alike; the figure is
-the median over runs of the median timed step (after `--warmup` untimed steps).
+subprocess; runs are interleaved so a change in machine load hits every system alike; each ratio is
+computed run by run and quoted as the median with its range (after `--warmup` untimed steps).
 
-    .venv/bin/python bench/ppo_throughput.py                  # CPU comparison, 3 runs
+    .venv/bin/python bench/ppo_throughput.py                  # CPU comparison, 5 paired runs
     .venv/bin/python bench/ppo_throughput.py --quick          # tiny model smoke run (< 60 s idle)
     .venv/bin/python bench/ppo_throughput.py --scaling        # step time vs batch and response length
     .venv/bin/python bench/ppo_throughput.py --gpu --model-source HuggingFaceTB/SmolLM2-360M-Instruct
@@ -22,8 +22,8 @@ import statistics
 import sys
 import time
 
-from harness import (interleaved_runs, median_summary, multi_worker_main, parse_quick, peak_gpu_mb, peak_rss_mb,
-                     run_worker, steady_step_s)
+from harness import (MIN_RUNS, MIN_WARMUP, interleaved_runs, median_summary, multi_worker_main, paired_ratios,
+                     parse_quick, peak_gpu_mb, peak_rss_mb, run_count_note, run_worker, steady_step_s)
 from ppo_settings import (LORA, add_settings_arguments, model_overrides, model_spec, prompt_token_ids, prompts_needed,
                           settings_argv)
 
@@ -171,20 +171,19 @@ def labelled_jobs(args) -> list[tuple[str, list[str]]]:
 
 
 def compare(args) -> dict:
+    """Medians per system, and every ratio computed run by run (median with range): run i of each
+    system ran back to back under the same load."""
     runs = interleaved_runs(__file__, labelled_jobs(args), args.runs, args.timeout, args.threads)
     summary = {label: median_summary(results) for label, results in runs.items()}
     ratios = {}
-    for label, s in summary.items():
-        if not label.startswith("ours"):
-            continue
-        if "trl" in summary:
-            ratios[f"{label}_samples_per_s_vs_trl"] = round(s["samples_per_s"] / summary["trl"]["samples_per_s"], 3)
-            ratios[f"{label}_peak_rss_vs_trl"] = round(s["peak_rss_mb"] / summary["trl"]["peak_rss_mb"], 3)
-        if "floor" in summary:
-            ratios[f"{label}_step_vs_floor"] = round(s["step_s"] / summary["floor"]["floor_step_s"], 3)
-    if "trl" in summary and "floor" in summary:
-        ratios["trl_step_vs_floor"] = round(summary["trl"]["step_s"] / summary["floor"]["floor_step_s"], 3)
-    return {"median": summary, "ratios": ratios, "runs": runs}
+    for label in runs:
+        if label.startswith("ours") and "trl" in runs:
+            ratios[f"{label}_vs_trl"] = paired_ratios(runs[label], runs["trl"], ("samples_per_s", "peak_rss_mb"))
+        if label != "floor" and "floor" in runs:
+            floor = [{"step_s": r["floor_step_s"]} for r in runs["floor"]]
+            ratios[f"{label}_step_vs_floor"] = paired_ratios(runs[label], floor, ("step_s",))["step_s"]
+    return {"median": summary, "paired_ratios": ratios, "statistics_note": run_count_note(args.runs, args.warmup),
+            "runs": runs}
 
 
 def scaling(args) -> dict:
@@ -214,8 +213,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--critic", default="separate,value_head",
                    help="our critic variant(s), comma-separated: separate|value_head [:recompute] [:mbN]")
     p.add_argument("--systems", default="floor,ours,trl", help="comma-separated subset of floor,ours,trl")
-    p.add_argument("--runs", type=int, default=3, help="fresh processes per system (median reported)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed PPO steps at the start of each run")
+    p.add_argument("--runs", type=int, default=MIN_RUNS, help="paired runs: a fresh process per system each")
+    p.add_argument("--warmup", type=int, default=MIN_WARMUP, help="untimed PPO steps at the start of each run")
     p.add_argument("--steps", type=int, default=1, help="timed PPO steps per run")
     p.add_argument("--scaling", action="store_true", help="step time vs batch size and response length")
     p.add_argument("--batches", default="8,16,32,64")

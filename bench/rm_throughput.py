@@ -6,9 +6,9 @@ same data (the first HH-RLHF harmless-base pairs of ../shared/data, chatml, trun
 per step; 2 × that many sequences), AdamW lr 5e-5 cosine, grad-norm clip 0.3, no gradient
 checkpointing (TRL's default is on: switched off here so the work is the same). Ours runs through a
 Lightning Trainer fit of the `stage=reward` config. Each (run, system) is a fresh subprocess; the
-figure is the median over runs of the median timed step after `--warmup` untimed steps.
+ratio ours/TRL is computed run by run (median and range over 5 paired runs), each after `--warmup` untimed steps.
 
-    .venv/bin/python bench/rm_throughput.py            # 3 runs each
+    .venv/bin/python bench/rm_throughput.py            # 5 paired runs
     .venv/bin/python bench/rm_throughput.py --quick    # tiny model smoke run
     .venv/bin/python bench/rm_throughput.py --gpu      # bf16, FSDP2 on one GPU for ours, bf16 for TRL
 """

@@ -92,6 +92,7 @@ def run(model: str, peft: str, batch: int, seq_len: int, steps: int, warmup: int
         "samples_per_s": round(batch / step_time, 3),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # Linux: KiB
         "step_time_s": round(step_time, 4),
+        "step_time_s_range": [round(min(timer.times), 4), round(max(timer.times), 4)],
         "step_time_s_all": [round(t, 4) for t in timer.times],
         "timed_steps": len(timer.times),
         "model": model,
@@ -114,7 +115,7 @@ def main() -> None:
     parser.add_argument("--peft", default="lora", help="a configs/peft option: lora (thesis r16 a32) or none")
     parser.add_argument("--batch", type=int, default=4, help="thesis Table 3 per-device batch")
     parser.add_argument("--seq-len", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=5, help="timed steps (median reported)")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (median and range reported)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

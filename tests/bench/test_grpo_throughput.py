@@ -29,7 +29,7 @@ def bench():
 
 def test_defaults_are_the_benchmark_settings(bench):
     args = bench.parse([])
-    assert (args.threads, args.warmup, args.steps, args.runs) == (1, 1, 2, 3)
+    assert (args.threads, args.warmup, args.steps, args.runs) == (1, 1, 2, 5)
     assert args.new_tokens == [32, 64] and args.systems == ["ours", "trl"] and args.model == "embedded"
     assert (args.prompts, args.generations) == (16, 4) and not args.dry_run and args.out is None
 
