@@ -3,7 +3,8 @@
 Same model (SmolLM2-135M fp32 + LoRA r16/a32/dropout 0.05 on all linear layers; both take the
 reference as the adapter-disabled policy, so neither holds a second copy), same data (the first
 HH-RLHF harmless-base pairs of ../shared/data, chatml, truncated by our rule to `--max-length`
-tokens: TRL receives our prompt / chosen / rejected token ids, so both see identical sequences),
+tokens: TRL receives our prompt / chosen / rejected token ids in our loader's order and reads them
+sequentially, so both see identical batches in the same order),
 same loss (sigmoid DPO, β 0.1, docs/algorithms.md §3.1), same batch (pairs per step), AdamW lr 5e-6
 constant without warm-up, grad-norm clip 0.3, no gradient checkpointing. Ours runs through a
 Lightning Trainer fit of the `stage=dpo` config (shared-prefix packing: one prompt forward per pair;
@@ -54,7 +55,7 @@ def trl_worker(args) -> dict:
     from rlhf.core.models import load_backbone, load_backbone_tokenizer
     from step_timers import HFStepTimer
 
-    class PreTokenizedDPOTrainer(DPOTrainer):
+    class PreTokenizedDPOTrainer(pair_bench.sequential(DPOTrainer)):
         """Takes our prompt / chosen / rejected ids as they are, so both systems train on the same tokens."""
 
         def _prepare_dataset(self, dataset, *unused, **unused_kw):
@@ -67,7 +68,7 @@ def trl_worker(args) -> dict:
     datamodule = instantiate(cfg.data, tokenizer=tokenizer)
     datamodule.setup("fit")
     rows = {"prompt_ids": [], "chosen_ids": [], "rejected_ids": []}
-    for group in datamodule.train_set:
+    for group in pair_bench.groups_in_our_order(datamodule):
         for c, r in group["pairs"]:
             # group truncation: one prompt for the group, so chosen and rejected share it
             start = group["prompt_lengths"][c]

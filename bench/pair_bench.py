@@ -32,6 +32,25 @@ def result(name: str, args, durations: list[float]) -> dict:
             "step_s_each": [round(d, 3) for d in durations]}
 
 
+def groups_in_our_order(datamodule) -> list[dict]:
+    """The train groups in the order our loader serves them in its first epoch (same seed), so TRL,
+    read sequentially, trains on the same batches in the same order as ours (one pair per HH group:
+    a batch of B groups is B pairs on both sides)."""
+    return [datamodule.train_set[i] for i in datamodule.train_dataloader()._indices()]
+
+
+def sequential(trainer_cls):
+    """`trainer_cls` reading its train set in order instead of shuffling it (HF Trainer's sampler hook)."""
+    from torch.utils.data import SequentialSampler
+
+    class InOrder(trainer_cls):
+        def _get_train_sampler(self, train_dataset=None):
+            return SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+
+    InOrder.__name__ = f"Sequential{trainer_cls.__name__}"
+    return InOrder
+
+
 def worker_args(args, system: str) -> list[str]:
     out = ["--worker", system, "--model", args.model, "--batch", str(args.batch), "--max-length", str(args.max_length),
            "--min-prompt-tokens", str(args.min_prompt_tokens), "--warmup", str(args.warmup), "--steps", str(args.steps)]

@@ -2,9 +2,9 @@
 
 Same model (SmolLM2-135M fp32 + LoRA r16/a32/dropout 0.05 on all linear layers, score head trained),
 same data (the first HH-RLHF harmless-base pairs of ../shared/data, chatml, truncated by our rule to
-`--max-length` tokens: TRL receives our token ids so both see identical sequences), same batch (pairs
-per step; 2 × that many sequences), AdamW lr 5e-5 cosine, grad-norm clip 0.3, no gradient
-checkpointing (TRL's default is on: switched off here so the work is the same). Ours runs through a
+`--max-length` tokens: TRL receives our token ids in our loader's order and reads them sequentially, so
+both see identical batches in the same order), same batch (pairs per step; 2 × that many sequences),
+AdamW lr 5e-5 cosine, grad-norm clip 0.3, no gradient checkpointing (TRL's default is on: switched off here so the work is the same). Ours runs through a
 Lightning Trainer fit of the `stage=reward` config. Each (run, system) is a fresh subprocess; the
 ratio ours/TRL is computed run by run (median and range over 5 paired runs), each after `--warmup` untimed steps.
 
@@ -59,7 +59,7 @@ def trl_worker(args) -> dict:
     datamodule = instantiate(cfg.data, tokenizer=load_backbone_tokenizer(model_spec(args)))  # our tokenisation and truncation, so both systems get the same ids
     datamodule.setup("fit")
     chosen, rejected = [], []
-    for group in datamodule.train_set:
+    for group in pair_bench.groups_in_our_order(datamodule):
         for c, r in group["pairs"]:
             chosen.append(group["input_ids"][c])
             rejected.append(group["input_ids"][r])
@@ -74,7 +74,7 @@ def trl_worker(args) -> dict:
     peft_config = LoraConfig(r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
                              target_modules=LORA["target_modules"], task_type="SEQ_CLS", modules_to_save=["score"])
     timer = HFStepTimer()
-    trainer = RewardTrainer(model=model, args=config, processing_class=tokenizer, peft_config=peft_config,
+    trainer = pair_bench.sequential(RewardTrainer)(model=model, args=config, processing_class=tokenizer, peft_config=peft_config,
                             train_dataset=Dataset.from_dict({"chosen_ids": chosen, "rejected_ids": rejected}),
                             callbacks=[timer])
     trainer.train()
