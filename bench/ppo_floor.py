@@ -3,7 +3,11 @@
 floor = plain HF `generate` of the rollout (KV cache, sampling, stop at EOS)
       + one LoRA forward/backward and optimizer step per PPO minibatch × epochs.
 No reference, old-policy or value forward, no critic, no scoring: every real PPO step does at least
-this much work, so `PPO step / floor` is the overhead of the PPO machinery.
+this much work, so `PPO step / floor` is the overhead of the PPO machinery. Like our update loop it
+trims each minibatch of the columns that are padding in every row, and it steps the same optimizer
+(torch AdamW, defaults: neither fused nor foreach asked for). `ppo_throughput.py` runs it inside the same
+interleaved runs as the systems it bounds and flags any run where a system goes below it (then it is
+a baseline, not a floor).
 
     .venv/bin/python bench/ppo_floor.py            # SmolLM2-135M, batch 16, 32 new tokens, 4 epochs
     .venv/bin/python bench/ppo_floor.py --quick    # tiny model, < 60 s
@@ -61,11 +65,12 @@ def measure_floor(args) -> dict:
         n = response.size(1)
         for _ in range(args.epochs):
             for lo in range(0, args.batch, minibatch):
-                rows = slice(lo, lo + minibatch)
-                logits = model(input_ids=out[rows], attention_mask=full_mask[rows], position_ids=position_ids(full_mask[rows]),
-                               logits_to_keep=n + 1, use_cache=False).logits[:, :-1].float()
-                logp = torch.log_softmax(logits, -1).gather(-1, response[rows, :, None]).squeeze(-1)
-                loss = -(logp * response_mask[rows]).sum() / response_mask[rows].sum()
+                ids, mask, width = trimmed(out[lo:lo + minibatch], full_mask[lo:lo + minibatch], n)
+                logits = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
+                               logits_to_keep=width + 1, use_cache=False).logits[:, :-1].float()
+                targets, target_mask = ids[:, -width:], mask[:, -width:]
+                logp = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
+                loss = -(logp * target_mask).sum() / target_mask.sum()
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -82,6 +87,18 @@ def measure_floor(args) -> dict:
             "response_length": round(statistics.mean(lengths), 2), "peak_rss_mb": peak_rss_mb(),
             "peak_gpu_mb": peak_gpu_mb(), "reps": args.reps, "threads": torch.get_num_threads(),
             "step_s_each": [round(g + u, 3) for g, u in zip(generate_s, update_s)]}
+
+
+def trimmed(ids, mask, response_width: int):
+    """(ids, mask, response width) without the leading prompt columns and trailing response columns that
+    are padding in every row of this minibatch, as our update loop's trim_padding."""
+    real = mask.bool().any(dim=0)
+    prompt_width = ids.size(1) - response_width
+    first = int(real[:prompt_width].nonzero()[0]) if bool(real[:prompt_width].any()) else prompt_width
+    kept = real[prompt_width:].nonzero()
+    width = int(kept[-1]) + 1 if len(kept) else 1
+    end = prompt_width + width
+    return ids[:, first:end], mask[:, first:end], width
 
 
 def sync(device: str) -> None:

@@ -182,8 +182,11 @@ def compare(args) -> dict:
         if label != "floor" and "floor" in runs:
             floor = [{"step_s": r["floor_step_s"]} for r in runs["floor"]]
             ratios[f"{label}_step_vs_floor"] = paired_ratios(runs[label], floor, ("step_s",))["step_s"]
+    below = {label: r["min"] for label, r in ratios.items() if label.endswith("_step_vs_floor") and r["min"] < 1}
+    if below:
+        print(f"warning: below the floor in some run ({below}): read the floor as a baseline", file=sys.stderr)
     return {"median": summary, "paired_ratios": ratios, "statistics_note": run_count_note(args.runs, args.warmup),
-            "runs": runs}
+            "below_floor": below, "runs": runs}
 
 
 def scaling(args) -> dict:
