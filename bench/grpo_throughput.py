@@ -55,9 +55,8 @@ RATIO_KEYS = ("samples_per_s", "tokens_per_s", "step_s", "peak_rss_mb")
 def ours_overrides(args, new_tokens: int) -> list[str]:
     """Hydra overrides of `python -m rlhf.train` for our side (the RL stage, algorithm=grpo)."""
     steps = args.warmup + args.steps
-    return [f"model={MODELS[args.model]}", "stage=ppo", "algorithm=grpo", "peft=lora", "data=prompts_demo",
-            "reward_fn.word=e", "reward_fn.whole_word=false",
-            f"data.batch_size={args.prompts}", f"data.sources.0.n={args.prompts * steps}",
+    return [f"model={MODELS[args.model]}", "stage=ppo", "algorithm=grpo", "peft=lora", *prompt_overrides(args),
+            "reward_fn.word=e", "reward_fn.whole_word=false", f"data.batch_size={args.prompts}",
             f"stage.module.rollout.n_samples_per_prompt={args.generations}",
             f"stage.module.rollout.max_new_tokens={new_tokens}",
             f"stage.module.rollout.temperature={GRPO['temperature']}", f"stage.module.rollout.top_p={GRPO['top_p']}",
@@ -75,7 +74,7 @@ def trl_config_kwargs(args, new_tokens: int, output_dir: str) -> dict:
         steps_per_generation=1, num_generations=args.generations, max_completion_length=new_tokens,
         max_steps=args.warmup + args.steps, num_iterations=1, beta=GRPO["beta"], epsilon=GRPO["clip_eps"],
         loss_type="grpo", scale_rewards="group", temperature=GRPO["temperature"], top_p=GRPO["top_p"], top_k=0,
-        learning_rate=GRPO["lr"], adam_beta1=GRPO["betas"][0], adam_beta2=GRPO["betas"][1],
+        shuffle_dataset=False, learning_rate=GRPO["lr"], adam_beta1=GRPO["betas"][0], adam_beta2=GRPO["betas"][1],
         adam_epsilon=GRPO["eps"], weight_decay=GRPO["weight_decay"], max_grad_norm=GRPO["grad_clip"],
         lr_scheduler_type="constant", warmup_steps=0, disable_dropout=True, use_vllm=False, use_cpu=True,
         bf16=False, fp16=False, activation_checkpointing=False, report_to=[], logging_steps=1_000_000,
@@ -99,26 +98,72 @@ def model_spec(args) -> dict:
     return OmegaConf.to_container(cfg.model, resolve=True)
 
 
-def prompt_texts(tokenizer, n: int, seed: int = 0) -> list[str]:
-    """The first n demo RL prompts as chatml strings ending in the assistant prefix: the prompts our
-    data module encodes (data=prompts_demo, seed 0), as text for TRL. TRL tokenizes them whole;
-    `prompt_ids_match` checks that gives our segment-wise ids."""
-    from rlhf.data.demo_task import demo_prompts
+def prompt_overrides(args) -> list[str]:
+    """Our data config for the prompt set: the demo RL prompts, or a prompts file (--prompts-file)."""
+    steps = args.warmup + args.steps
+    if not args.prompts_file:
+        return ["data=prompts_demo", f"data.sources.0.n={args.prompts * steps}"]
+    return ["data=prompts_jsonl", f"data.sources.0.path={args.prompts_file}", f"data.sources.0.limit={args.prompts * steps}",
+            f"data.max_prompt_tokens={args.max_prompt_tokens}"]
+
+
+def our_prompt_records(args, tokenizer, new_tokens: int) -> list[dict]:
+    """The prompt records in the order our loader serves them (same config, same seed), so TRL, reading
+    them in order (shuffle_dataset=False), gets the same 16 prompts in every step."""
+    from hydra.utils import instantiate
+
+    from lightning_run import compose_train_config
+
+    cfg = compose_train_config(ours_overrides(args, new_tokens), tempfile.gettempdir())
+    datamodule = instantiate(cfg.data, tokenizer=tokenizer)
+    datamodule.setup("fit")
+    return [datamodule.records[i] for i in datamodule.train_dataloader()._indices()]
+
+
+def prompt_texts(tokenizer, records: list[dict]) -> list[str]:
+    """Our prompt records as chatml strings ending in the assistant prefix, for TRL, which tokenizes
+    them whole; `prompt_ids_match` checks that gives our segment-wise ids."""
     from rlhf.data.templates import get_template
 
     template = get_template("chatml", tokenizer.eos_token)
     return ["".join(s.text for s in template.segments(r["prompt"], eos_token=tokenizer.eos_token))
-            + template.generation_prefix for r in demo_prompts("rl", n, seed)]
+            + template.generation_prefix for r in records]
 
 
-def prompt_ids_match(tokenizer, texts: list[str], seed: int = 0) -> bool:
-    from rlhf.data.demo_task import demo_prompts
+def prompt_ids_match(tokenizer, texts: list[str], records: list[dict]) -> bool:
+    return [r["input_ids"] for r in records] == [tokenizer(t)["input_ids"] for t in texts]  # TRL: processing_class(text=...)
+
+
+def write_hh_prompts(data_dir: str | None, out: Path, n: int, max_tokens: int, tokenizer) -> dict:
+    """The first n HH-RLHF harmless dialogues up to their last Assistant turn (the prompts RLHF papers
+    train on, multi-turn, ~5x the demo prompts' length) that fit in max_tokens chatml tokens, as a
+    prompts JSONL; returns their token-length statistics."""
+    import gzip
+
     from rlhf.data.prompt_encoding import encode_prompt
+    from rlhf.data.sources import parse_hh_transcript
     from rlhf.data.templates import get_template
 
+    import os
+
+    root = Path(data_dir or os.environ.get("RLHF_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+    source = root / "preference" / "hh_rlhf_harmless_base_test_dev.jsonl.gz"
     template = get_template("chatml", tokenizer.eos_token)
-    ours = [encode_prompt(tokenizer, template, r["prompt"], None) for r in demo_prompts("rl", len(texts), seed)]
-    return ours == [tokenizer(t)["input_ids"] for t in texts]  # TRL: processing_class(text=prompts)
+    rows, lengths = [], []
+    with gzip.open(source, "rt", encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            messages = parse_hh_transcript(json.loads(line)["chosen"], (str(source), number))[:-1]
+            ids = encode_prompt(tokenizer, template, messages, None)
+            if messages and messages[-1]["role"] == "user" and len(ids) <= max_tokens:
+                rows.append({"id": f"hh{number}", "prompt": messages})
+                lengths.append(len(ids))
+            if len(rows) == n:
+                break
+    if len(rows) < n:
+        raise SystemExit(f"{source}: only {len(rows)} dialogues fit in {max_tokens} tokens; {n} needed")
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"file": str(source), "prompts": n, "max_tokens": max_tokens, "median_tokens": statistics.median(lengths),
+            "mean_tokens": round(statistics.mean(lengths), 1), "min_tokens": min(lengths), "max_tokens_seen": max(lengths)}
 
 
 def letter_count(text: str, letter: str = "e") -> float:
@@ -201,8 +246,9 @@ def trl_worker(args) -> dict:
     spec = model_spec(args)
     tokenizer = load_backbone_tokenizer(spec)
     policy = load_backbone(spec, tokenizer)
-    texts = prompt_texts(tokenizer, args.prompts * steps)
-    same_ids = prompt_ids_match(tokenizer, texts)
+    records = our_prompt_records(args, tokenizer, new_tokens)[:args.prompts * steps]
+    texts = prompt_texts(tokenizer, records)
+    same_ids = prompt_ids_match(tokenizer, texts, records)
     config = GRPOConfig(**trl_config_kwargs(args, new_tokens, tempfile.mkdtemp(prefix="trl-grpo-bench-")))
     timer = HFStepTimer()
     trainer = GRPOTrainer(model=policy, reward_funcs=letter_e_reward, args=config,
@@ -235,7 +281,9 @@ WORKERS = {"ours": ours_worker, "trl": trl_worker}
 # -------------------------------------------------------------------------------- orchestration
 def worker_args(args, system: str, new_tokens: int) -> list[str]:
     return ["--worker", system, "--model", args.model, "--new-tokens", str(new_tokens), "--warmup", str(args.warmup),
-            "--steps", str(args.steps), "--prompts", str(args.prompts), "--generations", str(args.generations)]
+            "--steps", str(args.steps), "--prompts", str(args.prompts), "--generations", str(args.generations),
+            *(["--prompts-file", args.prompts_file, "--max-prompt-tokens", str(args.max_prompt_tokens)]
+              if args.prompts_file else [])]
 
 
 def labelled_jobs(args) -> list[tuple[str, list[str]]]:
@@ -295,6 +343,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--prompts", type=int, default=16, help="prompts per step")
     p.add_argument("--generations", type=int, default=4, help="completions per prompt (G)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (0 = torch's default)")
+    p.add_argument("--prompt-set", default="demo", choices=("demo", "hh"),
+                   help="demo = the demo RL prompts (~20 tokens); hh = HH-RLHF harmless dialogues up to their last "
+                        "Assistant turn (multi-turn, read from --data-dir)")
+    p.add_argument("--data-dir", default=None, help="for --prompt-set hh; default: $RLHF_DATA_DIR or ../shared/data")
+    p.add_argument("--max-prompt-tokens", type=int, default=256, help="hh: dialogues longer than this are left out")
+    p.add_argument("--prompts-file", default=None, help=argparse.SUPPRESS)  # written by the orchestrator for hh
     p.add_argument("--timeout", type=float, default=3600, help="seconds per worker process")
     p.add_argument("--out", default=None, help="also write the JSON report to this file")
     p.add_argument("--dry-run", action="store_true", help="print the resolved settings of both sides; train nothing")
@@ -331,10 +385,19 @@ def main(argv: list[str] | None = None) -> dict | None:
         return None
     machine = machine_record()
     started = time.perf_counter()
-    result = {"dry_run": dry_run(args)} if args.dry_run else compare(args)
+    with tempfile.TemporaryDirectory(prefix="grpo-bench-prompts-") as folder:
+        prompt_set = {"name": args.prompt_set}
+        if args.prompt_set == "hh":
+            from rlhf.core.models import load_backbone_tokenizer
+
+            args.prompts_file = str(Path(folder) / "hh_prompts.jsonl")
+            prompt_set.update(write_hh_prompts(args.data_dir, Path(args.prompts_file),
+                                               args.prompts * (args.warmup + args.steps), args.max_prompt_tokens,
+                                               load_backbone_tokenizer(model_spec(args))))
+        result = {"dry_run": dry_run(args)} if args.dry_run else compare(args)
     settings = {k: v for k, v in vars(args).items() if k != "worker"}
     report = {"machine": machine, "load_after": load_now(), "wall_s": round(time.perf_counter() - started, 1),
-              "settings": settings, "grpo": GRPO, **result}
+              "settings": settings, "prompt_set": prompt_set, "grpo": GRPO, **result}
     text = json.dumps(report, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n")

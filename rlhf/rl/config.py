@@ -93,6 +93,10 @@ class UpdateConfig:
     micro_batch_size: int | None = setting(None, **POSITIVE)
     """Rows per forward/backward inside a minibatch, sorted by length (less padding and memory,
     same gradient); None = the whole minibatch in one forward."""
+    shared_prompt: bool = True
+    """With n_samples_per_prompt > 1, the reference, recomputed and training forwards pack each prompt's
+    samples into one sequence so the prompt is computed once (rlhf/rl/shared_prompt.py; same numbers up
+    to float rounding); needs sdpa or eager attention. False = one row per sample."""
     clip_eps: float = setting(0.2, **ABOVE_ZERO)
     """Policy ratio clip: ICE-GRT §4 (thesis 0.4)."""
     clip_value: float = setting(0.2, **ABOVE_ZERO)

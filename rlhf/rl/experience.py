@@ -12,6 +12,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from rlhf.rl.shared_prompt import prompt_groups
+
 
 @dataclass
 class Experience:
@@ -54,14 +56,20 @@ def trim_padding(exp: Experience) -> Experience:
                         for f in fields(exp)))
 
 
-def length_sorted_micro_batches(exp: Experience, size: int | None) -> list[Experience]:
+def length_sorted_micro_batches(exp: Experience, size: int | None, by_prompt: bool = False) -> list[Experience]:
     """Rows sorted by real length (prompt + response) and cut into micro-batches of `size`, each
-    trimmed of its own padding; size None/0 (or >= the rows) gives the whole minibatch, trimmed."""
+    trimmed of its own padding; size None/0 (or >= the rows) gives the whole minibatch, trimmed.
+    by_prompt: rows of one prompt kept next to each other instead (the shared-prompt forward packs
+    them, so padding is not the cost; a prompt cut in two is computed twice)."""
     rows = exp.n_rows
     if not size or size >= rows:
         return [trim_padding(exp)]
     if size < 0:
         raise ValueError(f"micro-batch size must be positive, got {size}")
-    lengths = exp.query_mask.sum(dim=1) + exp.response_mask.sum(dim=1)
-    order = torch.argsort(lengths, stable=True)
+    if by_prompt:
+        order = torch.tensor([row for group in prompt_groups(exp.query_ids, exp.query_mask) for row in group],
+                             device=exp.query_ids.device)
+    else:
+        lengths = exp.query_mask.sum(dim=1) + exp.response_mask.sum(dim=1)
+        order = torch.argsort(lengths, stable=True)
     return [trim_padding(exp.rows(order[start:start + size])) for start in range(0, rows, size)]

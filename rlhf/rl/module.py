@@ -79,7 +79,9 @@ class PPOModule(L.LightningModule):
 
     @property
     def models(self) -> PolicyModels:
-        return PolicyModels(self.actor, self.reference, self.critic, self.value_head, self.cfg.rollout.temperature)
+        shared = self.cfg.update.shared_prompt and self.cfg.rollout.n_samples_per_prompt > 1
+        return PolicyModels(self.actor, self.reference, self.critic, self.value_head, self.cfg.rollout.temperature,
+                            shared_prompt=shared, pad_token_id=self.tokenizer.pad_token_id)
 
     @property
     def reward_fn(self):

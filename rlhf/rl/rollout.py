@@ -122,8 +122,7 @@ def generate(model, query_ids: torch.Tensor, query_mask: torch.Tensor, seeds: to
     try:
         attention = query_mask.long()
         positions = position_ids(attention)
-        out = model(input_ids=query_ids, attention_mask=attention, position_ids=positions, use_cache=True,
-                    logits_to_keep=1, output_hidden_states=with_hidden)
+        out = prefill_once_per_prompt(model, query_ids, attention, positions, with_hidden)
         next_position = positions[:, -1:] + 1
         done = torch.zeros(query_ids.size(0), dtype=torch.bool, device=query_ids.device)
         tokens, logps, entropies, hiddens = [], [], [], []
@@ -151,6 +150,27 @@ def generate(model, query_ids: torch.Tensor, query_mask: torch.Tensor, seeds: to
     return Generation(response_ids, mask, torch.where(real, torch.stack(logps, dim=1), 0.0),
                       (response_ids == eos_id).any(dim=1), torch.where(real, torch.stack(entropies, dim=1), 0.0),
                       hidden=torch.stack(hiddens, dim=1) if with_hidden else None)
+
+
+def prefill_once_per_prompt(model, query_ids: torch.Tensor, attention: torch.Tensor, positions: torch.Tensor,
+                            with_hidden: bool):
+    """The prompt forward of `generate`, run once per distinct prompt row and copied to its samples
+    (the G samples of a group share one padded prompt row): the KV cache, last logits and hidden
+    states are those of the row's own prefill, at 1/G of its cost."""
+    keys = torch.cat([query_ids, attention], dim=1)
+    unique, inverse = torch.unique(keys, dim=0, return_inverse=True)
+    if unique.size(0) == keys.size(0):
+        return model(input_ids=query_ids, attention_mask=attention, position_ids=positions, use_cache=True,
+                     logits_to_keep=1, output_hidden_states=with_hidden)
+    first = torch.full((unique.size(0),), keys.size(0), dtype=torch.long, device=keys.device)
+    first = first.scatter_reduce(0, inverse, torch.arange(keys.size(0), device=keys.device), reduce="amin")
+    out = model(input_ids=query_ids[first], attention_mask=attention[first], position_ids=positions[first],
+                use_cache=True, logits_to_keep=1, output_hidden_states=with_hidden)
+    out.past_key_values.batch_select_indices(inverse)
+    out.logits = out.logits[inverse]
+    if with_hidden:
+        out.hidden_states = tuple(h[inverse] for h in out.hidden_states)
+    return out
 
 
 def forward_response(model, query_ids: torch.Tensor, query_mask: torch.Tensor, response_ids: torch.Tensor,

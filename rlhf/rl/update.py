@@ -95,7 +95,8 @@ class UpdateLoop:
         actor_loss = torch.zeros((), device=device)
         if train_actor or models.uses_value_head:
             logprobs, logits, hidden = models.logprobs(mb.query_ids, mb.query_mask, mb.response_ids, mask,
-                                                       with_hidden=models.uses_value_head)
+                                                       with_hidden=models.uses_value_head,
+                                                       with_logits=self.cfg.entropy_coef > 0)
             actor_loss, pg_loss, pg_stats = self._policy_loss(logprobs, mb, mask, beta, scale, total_rows)
             if self.cfg.entropy_coef > 0:  # a [B, R, V] softmax (≈ 3 % of a CPU step): only when the bonus is on;
                 entropy = masked_mean(entropy_from_logits(logits), mask)  # the rollout's entropy is logged anyway
@@ -161,7 +162,7 @@ class UpdateLoop:
                       if self.algo.loss_aggregation != "token_mean" else None)
         sums: dict[str, torch.Tensor] = {}
         loss_sum = torch.zeros((), device=self.module.device)
-        for part in length_sorted_micro_batches(mb, self.cfg.micro_batch_size):
+        for part in length_sorted_micro_batches(mb, self.cfg.micro_batch_size, by_prompt=models.shared_prompt):
             loss, stats, n_part = self._losses(models, part, train_actor, total_tokens, beta, total_rows)
             loss_sum = loss_sum + loss.detach()
             if not self._backward_if_finite(loss):

@@ -113,10 +113,31 @@ def test_dry_run_describes_the_same_grpo_step_on_both_sides(bench, tmp_path, cap
         assert trl["report_to"] == [] and not trl["log_completions"] and trl["disable_dropout"]
 
 
-def test_trl_gets_our_prompts_token_for_token(bench):
+def test_trl_gets_our_prompts_token_for_token_in_our_order(bench):
     from rlhf.core.models import load_backbone_tokenizer
 
     tokenizer = load_backbone_tokenizer({"source": "tiny", "tokenizer": "embedded:smollm2-135m", "dtype": "float32"})
-    texts = bench.prompt_texts(tokenizer, 32)
-    assert len(set(texts)) == 32 and all(t.endswith("<|im_start|>assistant\n") for t in texts)
-    assert bench.prompt_ids_match(tokenizer, texts)
+    args = bench.parse(["--model", "tiny", "--worker", "trl", "--new-tokens", "8"])
+    records = bench.our_prompt_records(args, tokenizer, 8)
+    assert len(records) == args.prompts * (args.warmup + args.steps)
+    texts = bench.prompt_texts(tokenizer, records)
+    assert len(set(texts)) == len(texts) and all(t.endswith("<|im_start|>assistant\n") for t in texts)
+    assert bench.prompt_ids_match(tokenizer, texts, records)
+    from rlhf.data.demo_task import demo_prompts
+
+    ids = [r["id"] for r in demo_prompts("rl", len(records), 0)]
+    assert sorted(r["id"] for r in records) == sorted(ids) and [r["id"] for r in records] != ids  # our shuffle
+
+
+def test_hh_prompt_set_is_the_dialogue_before_the_last_assistant_turn(bench, tmp_path, shared_data_dir):
+    from rlhf.core.models import load_backbone_tokenizer
+
+    tokenizer = load_backbone_tokenizer({"source": "tiny", "tokenizer": "embedded:smollm2-135m", "dtype": "float32"})
+    stats = bench.write_hh_prompts(str(shared_data_dir), tmp_path / "hh.jsonl", 12, 256, tokenizer)
+    rows = [json.loads(line) for line in (tmp_path / "hh.jsonl").read_text().splitlines()]
+    assert len(rows) == 12 and all(r["prompt"][-1]["role"] == "user" for r in rows)
+    assert stats["max_tokens_seen"] <= 256 and stats["median_tokens"] > 40
+    args = bench.parse(["--model", "tiny", "--worker", "ours", "--new-tokens", "8", "--prompts", "4", "--steps", "2",
+                        "--prompts-file", str(tmp_path / "hh.jsonl")])
+    records = bench.our_prompt_records(args, tokenizer, 8)
+    assert bench.prompt_ids_match(tokenizer, bench.prompt_texts(tokenizer, records), records)

@@ -129,6 +129,23 @@ def test_every_algorithm_trains_end_to_end(prompts_file, tmp_path, name):
         assert "train/dynamic_sampling/refills" in last
 
 
+@pytest.mark.parametrize("micro_batch_size", [None, 3])
+def test_shared_prompt_forward_trains_as_the_one_row_per_sample_forward(prompts_file, tmp_path, micro_batch_size):
+    """Two GRPO steps (4 samples of 2 prompts, a micro-batch of 3 cuts a group) with each prompt
+    computed once give the metrics of one row per sample: the second step's rollout comes from
+    the weights the first update wrote, so the updates agree too."""
+    runs = {}
+    for shared in (True, False):
+        update = {"shared_prompt": shared, "micro_batch_size": micro_batch_size}
+        module = module_for("grpo", update={**algorithm_sections("grpo").get("update", {}), **update})
+        _, runs[shared] = fit(module, datamodule(prompts_file), tmp_path / str(shared), max_steps=2)
+        assert module.models.shared_prompt is shared
+    for packed, plain in zip(runs[True].steps, runs[False].steps):
+        for key in ("train/reward_raw_mean", "train/policy_loss", "train/kl_per_token", "train/approx_kl",
+                    "train/actor_grad_norm"):
+            assert packed[key] == pytest.approx(plain[key], rel=1e-4, abs=1e-6), key
+
+
 def test_gspo_at_lr_zero_has_sequence_ratio_one_and_no_kl(prompts_file, tmp_path):
     _, record = fit(module_for("gspo", lr=0.0), datamodule(prompts_file), tmp_path, max_steps=2)
     assert record.steps[-1]["train/seq_ratio_mean"] == pytest.approx(1.0, abs=1e-5)

@@ -166,3 +166,27 @@ def test_logprob_of_forward_matches_log_softmax(model):
     # row 1 token 0 is predicted by the last prompt token (22): check against an unpadded forward
     expected = torch.log_softmax(alone.float(), -1)[42]
     assert math.isclose(float(logprobs[1, 0]), float(expected), abs_tol=1e-5)
+
+
+def test_samples_of_one_prompt_share_one_prefill_and_match_their_own_generation(model):
+    """G samples per prompt: the prompt forward runs once per distinct prompt (2 rows, not 4), and each
+    sample's tokens, log-probs, entropy and value states are those it gets generated alone."""
+    prompts = [_prompts()[0], _prompts()[0], _prompts()[1], _prompts()[1]]
+    ids, mask = left_pad(prompts, PAD)
+    seeds = sample_seeds(0, 2, ["a", "b"], 2)
+    prefill_rows = []
+    hook = model.register_forward_pre_hook(lambda _, args, kwargs: prefill_rows.append(kwargs["input_ids"].shape),
+                                           with_kwargs=True)
+    try:
+        together = generate(model, ids, mask, seeds, eos_id=EOS, pad_id=PAD, max_new_tokens=6, temperature=0.7,
+                            with_hidden=True)
+    finally:
+        hook.remove()
+    assert prefill_rows[0] == (2, ids.size(1))  # one row per distinct prompt
+    for row in range(4):
+        alone = generate(model, ids[row:row + 1], mask[row:row + 1], seeds[row:row + 1], eos_id=EOS, pad_id=PAD,
+                         max_new_tokens=6, temperature=0.7, with_hidden=True)
+        n = alone.response_ids.size(1)
+        assert together.response_ids[row, :n].tolist() == alone.response_ids[0].tolist()
+        for field in ("logprobs", "entropy", "hidden"):
+            assert torch.allclose(getattr(together, field)[row, :n], getattr(alone, field)[0], atol=1e-5), field
