@@ -89,10 +89,13 @@ def forward_response_shared(model, query_ids: torch.Tensor, query_mask: torch.Te
     packed = pack_rollout(query_ids, query_mask, response_ids, response_mask, pad_token_id)
     dtype = next(model.parameters()).dtype
     attention = getattr(model.config, "_attn_implementation", "eager")
+    # the LM head only at the positions that predict a response token: a packed row also holds the
+    # prompt, whose [L, V] logits nobody reads (logits_to_keep=1 keeps the model's own head call tiny)
     out = model(input_ids=packed.input_ids, attention_mask=model_attention_mask(packed.allowed, attention, dtype),
-                position_ids=packed.position_ids, output_hidden_states=with_hidden, use_cache=False)
+                position_ids=packed.position_ids, output_hidden_states=True, logits_to_keep=1, use_cache=False)
     rows, cols = packed.predictor[:, 0], packed.predictor[:, 1]
-    logits = out.logits[rows, cols].float()
+    states = out.hidden_states[-1][rows, cols]
+    logits = model.get_output_embeddings()(states).float()
     if temperature != 1.0:
         logits = logits / temperature
     b, t = packed.target[:, 0], packed.target[:, 1]
@@ -100,8 +103,5 @@ def forward_response_shared(model, query_ids: torch.Tensor, query_mask: torch.Te
     shape = response_ids.shape
     logprobs = token_logps.new_zeros(shape).index_put((b, t), token_logps)
     full_logits = logits.new_zeros(*shape, logits.size(-1)).index_put((b, t), logits) if with_logits else None
-    hidden = None
-    if with_hidden:
-        states = out.hidden_states[-1][rows, cols]
-        hidden = states.new_zeros(*shape, states.size(-1)).index_put((b, t), states)
+    hidden = states.new_zeros(*shape, states.size(-1)).index_put((b, t), states) if with_hidden else None
     return logprobs, full_logits, hidden
