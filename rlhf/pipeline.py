@@ -8,6 +8,7 @@ policy stage trained on the annotations, and `rounds` > 1 repeats `round_stages`
     python -m rlhf.pipeline experiment=rlvr          # SFT -> GRPO on a verifiable reward -> held-out accuracy
     python -m rlhf.pipeline -m experiment=crs ppo.overrides.reward_fn.w=0.25,0.5,0.75
     python -m rlhf.pipeline run_dir=runs/pipeline/<time>   # resume: finished stages are skipped
+    python -m rlhf.pipeline experiment=compare       # every algorithm on the same stages: a sweep (rlhf/compare/)
 
 Each training stage is `rlhf.train.run` on `configs/train.yaml` composed with the stage's groups and
 overrides, so anything `python -m rlhf.train` accepts can be set per stage. A stage is done when its
@@ -19,25 +20,34 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import time
 from pathlib import Path
 
 import hydra
 import torch
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 import rlhf.config.store  # noqa: F401  (registers the config schemas before Hydra composes)
-from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
+from rlhf.config.entry_point import COMPOSE_ERRORS, CONFIG_DIR, composition_message, merge_message, run_hydra
+from rlhf.config.pipeline_validation import validate_pipeline_config
+from rlhf.config.validation import validate_config
+from rlhf.data.jsonl import write_jsonl_atomic
+from rlhf.data.samples import iter_samples
 from rlhf.data.source_spec import load_source
-from rlhf.core.errors import ConfigError, exit_on_error
+from rlhf.core.errors import ConfigError, RLHFError, exit_on_error
+from rlhf.core.resources import peak_rss_bytes, reset_peak_rss
 from rlhf.pipeline_accuracy import EVALUATE_MODES, accuracy_headline_metrics, accuracy_stage
+from rlhf.pipeline_frontier import frontier_stage
 from rlhf.pipeline_report import evaluate_stage, headline_metrics
 from rlhf.core.run_info import write_run_info
 from rlhf.sweep_summary import write_final_metrics
 
 log = logging.getLogger(__name__)
 
-STAGES = ("pre_sft", "sft", "sample", "annotate", "reward", "reward_absolute", "ppo", "dpo", "evaluate")
+STAGES = ("pre_sft", "sft", "sample", "annotate", "reward", "reward_absolute", "ppo", "dpo", "evaluate", "frontier")
+STAGE_TIMES = "stage_times.json"   # run_dir: wall seconds and peak RSS of each stage this run dir ran
 POLICY_STAGES = ("ppo", "dpo")
 """Stages whose export is a policy: each starts from the current policy (SFT's export, then the last policy
 stage's), the sample stage samples from it, and evaluate compares the last one with SFT."""
@@ -56,7 +66,8 @@ def artifact_path(cfg: DictConfig, stage: str) -> Path:
     if given:
         return Path(given)
     products = {"pre_sft": "model/merged", "sft": "model/merged", "reward": "model/merged", "reward_absolute": "model/merged", "ppo": "model/merged",
-                "dpo": "model/merged", "sample": "samples.jsonl", "annotate": "rankings.jsonl", "evaluate": "report.md"}
+                "dpo": "model/merged", "sample": "samples.jsonl", "annotate": "rankings.jsonl", "evaluate": "report.md",
+                "frontier": "frontier.json"}
     return stage_dir(cfg, stage) / products[stage]
 
 
@@ -94,6 +105,9 @@ def compose_training_stage(cfg: DictConfig, stage: str, model_source: str | None
     if model_source is not None:
         merged.model.source = model_source
         merged.model.tokenizer = None
+    if stage in POLICY_STAGES and cfg.get("logger"):
+        # The pipeline's dashboards (logger=wandb|tensorboard) watch the policy stages, beside the stage's own csv.
+        merged.logger = OmegaConf.merge(merged.logger or {}, OmegaConf.to_container(cfg.logger, resolve=True))
     wire_inputs(cfg, stage, merged)
     last = out / "checkpoints" / "last.ckpt"
     merged.ckpt_path = str(last) if last.is_file() else None
@@ -137,7 +151,7 @@ def annotate_stage(cfg: DictConfig, samples: Path) -> Path:
     """Rank each prompt's K responses (and label them, for an absolute RM) with the configured annotator."""
     annotator = hydra.utils.instantiate(cfg.annotator)
     rankings, labelled = [], []
-    for _, row in iter_jsonl(samples):
+    for row in iter_samples(samples):
         ranks = annotator.rank(row["prompt"], row["responses"])
         rankings.append({**row, "ranks": list(ranks), "source": "pipeline"})
         if cfg.annotate.labels:
@@ -167,9 +181,10 @@ def round_config(cfg: DictConfig, round_no: int) -> DictConfig:
 def schedule(cfg: DictConfig) -> list[tuple[str, DictConfig, str]]:
     """(stage, its config, its name in pipeline.json) in run order: the stages of `stages` that are in
     `round_stages` run `rounds` times, each round with round_config; the others run once."""
-    rounds = int(cfg.get("rounds") or 1)
-    if rounds < 1:
-        raise ConfigError("rounds", f"must be at least 1, got {rounds}")
+    rounds = cfg.get("rounds")
+    rounds = 1 if rounds is None else rounds
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise ConfigError("rounds", f"must be an integer >= 1, got {rounds!r}")
     looped = [i for i, s in enumerate(cfg.stages) if rounds > 1 and s in cfg.round_stages]
     if looped and looped != list(range(looped[0], looped[-1] + 1)):
         raise ConfigError("round_stages", f"the repeated stages must follow each other in `stages` "
@@ -183,7 +198,23 @@ def schedule(cfg: DictConfig) -> list[tuple[str, DictConfig, str]]:
             round_cfg = round_config(cfg, round_no)
             plan += [(cfg.stages[i], round_cfg, f"round_{round_no}/{cfg.stages[i]}") for i in looped]
         plan += [(s, cfg, s) for s in cfg.stages[looped[-1] + 1:]]
+    if (cfg.get("evaluate") or {}).get("frontier") and "evaluate" in cfg.stages and "frontier" not in cfg.stages:
+        plan.append(("frontier", cfg, "frontier"))   # evaluate.frontier: the snapshots after the final policy
     return plan
+
+
+def policy_runs(cfg: DictConfig) -> list[tuple[str, Path]]:
+    """(name, stage dir) of every run of the evaluated policy stage, in training order (one per round)."""
+    policy = evaluated_policy(cfg)
+    return [(name, stage_dir(stage_cfg, stage)) for stage, stage_cfg, name in schedule(cfg) if stage == policy]
+
+
+def record_stage_time(run_dir: str | Path, name: str, seconds: float, shared: bool) -> None:
+    """Add one stage's wall time and peak RSS to run_dir/stage_times.json (a rerun keeps the first run's)."""
+    path = Path(run_dir) / STAGE_TIMES
+    times = json.loads(path.read_text()) if path.exists() else {}
+    times[name] = {"seconds": round(seconds, 1), "peak_rss_bytes": peak_rss_bytes(), "shared": shared}
+    path.write_text(json.dumps(times, indent=2))
 
 
 def evaluated_policy(cfg: DictConfig) -> str:
@@ -204,10 +235,37 @@ def evaluate_mode(cfg: DictConfig) -> str:
     return mode
 
 
-def run(cfg: DictConfig) -> dict:
+TRAINING_STAGES = ("pre_sft", "sft", "reward", "reward_absolute", *POLICY_STAGES)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """What a typo can break, checked before any stage runs (not when the stage it is in comes up,
+    after minutes of earlier stages): the pipeline's own keys and stage list, and each training
+    stage's composed config as `python -m rlhf.train` checks it."""
+    validate_pipeline_config(cfg, STAGES)
     unknown = [s for s in cfg.stages if s not in STAGES]
     if unknown:
         raise ConfigError("stages", f"unknown stage(s) {unknown}; allowed: {list(STAGES)}")
+    if "evaluate" in cfg.stages:
+        evaluate_mode(cfg)
+    checked = set()
+    for stage, stage_cfg, name in schedule(cfg):
+        if stage not in TRAINING_STAGES or stage in checked or artifact_path(stage_cfg, stage).exists():
+            continue
+        checked.add(stage)
+        try:
+            validate_config(compose_training_stage(stage_cfg, stage, None))
+        except COMPOSE_ERRORS as error:
+            raise RLHFError(f"stage {name}: {composition_message(error)} "
+                            f"(in {stage}.groups or {stage}.overrides)") from error
+        except ConfigError as error:
+            raise RLHFError(f"stage {name}: {error} (set in {stage}.groups, {stage}.overrides or common)") from error
+        except OmegaConfBaseException as error:   # an override merged onto a typed section it does not fit
+            raise RLHFError(f"stage {name}: {merge_message(error)} (set in {stage}.overrides or common)") from error
+
+
+def run(cfg: DictConfig) -> dict:
+    check_config(cfg)
     write_run_info(cfg, cfg.run_dir)
     done = {}
     policy = artifact_path(cfg, "sft")   # what sample draws from and a policy stage starts from
@@ -217,9 +275,12 @@ def run(cfg: DictConfig) -> dict:
         if stage == "sample" and name != stage:
             done[name.replace("/sample", "/policy")] = policy   # the round's start, recorded in pipeline.json
         product = artifact_path(stage_cfg, stage)
+        started = time.monotonic()
+        reset_peak_rss()
         if product.exists():
             log.info("stage %s: artifact %s exists, skipped", name, product)
             done[name] = product
+            started = None
         elif stage == "pre_sft":
             done[name] = run_training_stage(stage_cfg, stage, None)
         elif stage == "sft":
@@ -242,6 +303,13 @@ def run(cfg: DictConfig) -> dict:
             else:
                 done[name] = evaluate_stage(cfg, artifact_path(cfg, "sft"), evaluated, policy_run_dir,
                                             artifact_path(cfg, "reward"), stage_dir(cfg, "evaluate"), policy_stage)
+        elif stage == "frontier":
+            done[name] = frontier_stage(cfg, artifact_path(cfg, "sft"), policy_runs(cfg), stage_dir(cfg, "evaluate"),
+                                        artifact_path(cfg, "reward"), artifact_path(cfg, "frontier"), policy_stage,
+                                        [artifact_path(c, "sample") for s, c, _ in schedule(cfg) if s == "sample"])
+        if started is not None:
+            record_stage_time(cfg.run_dir, name, time.monotonic() - started,
+                              stage in (stage_cfg.get("shared_stages") or []))
         if stage == "sft" or stage in POLICY_STAGES:
             policy = done[name]
             if stage == policy_stage:
@@ -256,10 +324,15 @@ def run(cfg: DictConfig) -> dict:
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="pipeline")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="pipeline")
 @exit_on_error
-def main(cfg: DictConfig) -> None:
+def hydra_main(cfg: DictConfig) -> None:
     run(cfg)
+
+
+def main() -> None:
+    """`python -m rlhf.pipeline` and the `rlhf-pipeline` script: bad config or data exits 2 with one line."""
+    run_hydra(hydra_main)
 
 
 if __name__ == "__main__":

@@ -58,6 +58,8 @@ class AccuracyEvalConfig:
     """The reward part that decides correctness; None = the first."""
     threshold: float = setting(0.5, **UNIT)
     """A response is correct when that part scores at least this (a 0/1 reward's 1)."""
+    frontier: bool = False
+    """Also score the policy's training snapshots: accuracy and KL to SFT per checkpoint (rlhf/pipeline_frontier.py)."""
 
 
 def accuracy_config(cfg: DictConfig) -> AccuracyEvalConfig:

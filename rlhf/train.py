@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 import rlhf.config.store  # noqa: F401  (registers the config schemas before Hydra composes)
+from rlhf.config.entry_point import CONFIG_DIR, run_hydra
 from rlhf.config.validation import validate_config
 from rlhf.core.errors import exit_on_error
 from rlhf.core.lora import apply_lora, is_lora
@@ -37,6 +38,16 @@ def fit(cfg: DictConfig, module, ckpt_path=None):
                           logger=instantiate_group(cfg.get("logger")) or False)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     return trainer
+
+
+def end_wandb_runs(trainer) -> None:
+    """End the run's wandb run, so the next run in this process (a sweep job, a pipeline stage) gets its own:
+    Lightning's WandbLogger otherwise logs into the run still open."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish()
 
 
 def stopped_by_signal(trainer) -> bool:
@@ -74,18 +85,24 @@ def run(cfg: DictConfig) -> dict:
         trainer = fit(cfg, module, cfg.get("ckpt_path"))
         if cfg.get("export_dir") and not stopped_by_signal(trainer):
             module.export(cfg.export_dir)
+    end_wandb_runs(trainer)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
     if trainer.is_global_zero:
         write_final_metrics(cfg.paths.output_dir, metrics)
     return metrics
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 @exit_on_error
-def main(cfg: DictConfig) -> float | None:
+def hydra_main(cfg: DictConfig) -> float | None:
     metrics = run(cfg)
     objective = cfg.get("optimized_metric")
     return metrics.get(objective) if objective else None
+
+
+def main() -> None:
+    """`python -m rlhf.train` and the `rlhf-train` script: bad config or data exits 2 with one line."""
+    run_hydra(hydra_main)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,8 @@ LAYERS = (
     ("data",),
     ("sft", "dpo", "reward_model", "rewards", "rl", "annotators", "evaluate"),
     ("config",),
-    ("pipeline", "train", "score", "pipeline_report", "pipeline_accuracy", "sweep_summary"),
+    ("pipeline", "train", "score", "pipeline_report", "pipeline_accuracy", "pipeline_frontier", "sweep_summary",
+     "compare"),
 )
 # Imports between units of one layer, the only ones allowed; this keeps each layer one way too.
 SAME_LAYER = {
@@ -46,7 +47,9 @@ SAME_LAYER = {
     "evaluate": {"reward_model", "annotators", "rewards"},  # judges (an RM, the LLM judge, the simulated
                                                             # labeller) and verifiable accuracy (a reward)
     "train": {"sweep_summary"},
-    "pipeline": {"train", "pipeline_report", "pipeline_accuracy", "sweep_summary"},
+    "pipeline": {"train", "pipeline_report", "pipeline_accuracy", "pipeline_frontier", "sweep_summary"},
+    "pipeline_frontier": {"pipeline_accuracy"},   # accuracy mode scores checkpoints as the accuracy stage does
+    "compare": {"pipeline"},                      # an arm's budget is counted from its composed stages
 }
 # Outside the layers: the Lightning callbacks sit on rlhf.core alone, and nothing in rlhf imports them.
 CALLBACKS_MAY_IMPORT = {"core"}

@@ -94,6 +94,49 @@ def test_hh_pair_with_different_contexts_is_skipped_and_counted_as_in_training(m
     write_lines(tmp_path / "hh.jsonl", [HH, diverged, {"chosen": HH["rejected"], "rejected": HH["chosen"]}])
     summary = main(["--model", model_dir, "--input", str(tmp_path / "hh.jsonl"), "--output", str(tmp_path / "s.jsonl")])
     assert summary["n"] == 2 and summary["skipped"] == 1
+    assert summary["skipped_by_reason"] == {"chosen and rejected do not share the dialogue before the last Assistant turn": 1}
     out = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [r["rejected"] for r in out] == [HH["rejected"], HH["chosen"]]   # the diverged line is not written
     assert summary["pairwise_accuracy"] == pytest.approx(0.5)              # mirrored pair: exactly one right
+
+
+def test_a_file_longer_than_one_chunk_scores_as_one_call(model_dir, tmp_path, monkeypatch):
+    # 5 pairs, 2 per scorer call: 3 calls, each written as it comes; scores equal one direct call.
+    import rlhf.score
+
+    monkeypatch.setattr(rlhf.score, "SCORED_PER_CALL", 2)
+    lines = [{"prompt": f"Question {i}?", "chosen": "Yes." * (i + 1), "rejected": f"No, {i}."} for i in range(5)]
+    write_lines(tmp_path / "pairs.jsonl", lines)
+    summary = main(["--model", model_dir, "--input", str(tmp_path / "pairs.jsonl"), "--output", str(tmp_path / "o.jsonl")])
+    out = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines()]
+    direct = load_reward_model(model_dir).score([line["prompt"] for line in lines] * 2,
+                                                [line["chosen"] for line in lines] + [line["rejected"] for line in lines])
+    assert [r["prompt"] for r in out] == [line["prompt"] for line in lines]
+    assert [r["score_chosen"] for r in out] == pytest.approx(direct[:5].tolist(), abs=1e-5)
+    assert [r["score_rejected"] for r in out] == pytest.approx(direct[5:].tolist(), abs=1e-5)
+    margins = [r["score_chosen"] - r["score_rejected"] for r in out]
+    assert summary["n"] == 5 and summary["mean_margin"] == pytest.approx(sum(margins) / 5, abs=1e-5)
+    assert summary["pairwise_accuracy"] == pytest.approx(sum(m > 0 for m in margins) / 5)
+
+
+def test_a_bad_last_line_stops_before_the_model_loads_and_leaves_the_old_output(model_dir, tmp_path, monkeypatch):
+    import rlhf.score
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the model must not load before every line is checked")
+
+    monkeypatch.setattr(rlhf.score, "load_scorer", no_model)
+    write_lines(tmp_path / "pairs.jsonl", [{"prompt": "x", "chosen": "a", "rejected": "b"}] * 3 + [{"prompt": "x"}])
+    (tmp_path / "o.jsonl").write_text("previous\n")
+    with pytest.raises(DataError, match=r"pairs.jsonl, record 4: missing field 'chosen'"):
+        main(["--model", model_dir, "--input", str(tmp_path / "pairs.jsonl"), "--output", str(tmp_path / "o.jsonl")])
+    assert (tmp_path / "o.jsonl").read_text() == "previous\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.jsonl", "pairs.jsonl"]   # no staged file left
+
+
+def test_a_file_whose_every_pair_is_skipped_names_the_reason(model_dir, tmp_path):
+    diverged = {"chosen": HH["chosen"], "rejected": "\n\nHuman: Other?\n\nAssistant: No."}
+    write_lines(tmp_path / "hh.jsonl", [diverged])
+    with pytest.raises(DataError, match="all 1 pairs were skipped \\(chosen and rejected do not share the dialogue"):
+        main(["--model", model_dir, "--input", str(tmp_path / "hh.jsonl"), "--output", str(tmp_path / "o.jsonl")])
+    assert not (tmp_path / "o.jsonl").exists()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from rlhf.annotators.base import check_prompt, ranks_from_scores
 from rlhf.core.errors import DataError
-from rlhf.data.jsonl import write_jsonl_atomic
+from rlhf.data.jsonl import iter_jsonl, write_jsonl_atomic
 
 
 def response_id(index: int) -> str:
@@ -94,25 +94,19 @@ def read_labelling_file(
     source = str(path)
     items: list[LabelledItem] = []
     seen: dict[str, int] = {}
-    with Path(path).open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(
-                    f"line is not valid JSON ({err.msg} at column {err.colno})", source=source, record=line_no
-                ) from err
-            item = parse_record(record, source, line_no, allow_ties, rank_base)
-            if item.prompt_id in seen:
-                raise DataError(
-                    f"prompt_id {item.prompt_id!r} already appeared on line {seen[item.prompt_id]}",
-                    source=source,
-                    record=line_no,
-                )
-            seen[item.prompt_id] = line_no
-            items.append(item)
+    for line_no, record in iter_jsonl(path):
+        item = parse_record(record, source, line_no, allow_ties, rank_base)
+        if item.prompt_id in seen:
+            raise DataError(
+                f"prompt_id {item.prompt_id!r} already appeared on line {seen[item.prompt_id]}",
+                source=source,
+                record=line_no,
+            )
+        seen[item.prompt_id] = line_no
+        items.append(item)
+    if not items:
+        raise DataError("no labelled prompts: the file is empty (export one with export_labelling_file)",
+                        source=source)
     return select_ranked(items, on_unranked, source)
 
 

@@ -39,6 +39,8 @@ UNTYPED_RANGES = {
 }
 
 NOT_NULL = {"max_steps", "seed"}
+# Groups every run reads: removing one (`~data`) or setting it to null leaves nothing to build.
+REQUIRED_GROUPS = ("paths", "model", "peft", "stage", "data", "trainer")
 INTEGER_KEYS = {"max_steps", "max_epochs", "accumulate_grad_batches", "devices", "num_nodes", "log_every_n_steps", "seed"}
 
 
@@ -169,6 +171,10 @@ def validate_config(cfg: DictConfig, top_level: set[str] | None = None) -> None:
     for key in cfg.keys():
         if key not in allowed:
             raise unknown_key("", str(key), allowed, "the top level")
+    for key in REQUIRED_GROUPS if top_level is None else ():
+        if key not in cfg or cfg._get_node(key)._is_none():
+            raise ConfigError(key, f"is required: pick an option of the '{key}' group ({key}=...), "
+                                   "not remove it")
     for key in cfg.keys():
         if key == "hydra":
             continue

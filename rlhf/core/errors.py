@@ -32,9 +32,20 @@ class TrainingFault(RLHFError, RuntimeError):
     """Training stopped on purpose: the message names the step, the value seen and the likely causes."""
 
 
+def bad_input_cause(error: BaseException) -> RLHFError | None:
+    """The RLHFError behind `error`: itself, or the one a wrapper was raised from (Hydra's
+    `instantiate` re-raises a constructor's error as its own InstantiationException)."""
+    while error is not None:
+        if isinstance(error, RLHFError):
+            return error
+        error = error.__cause__
+    return None
+
+
 def exit_on_error(function):
-    """Entry-point wrapper: an RLHFError ends the process with its one-line message on stderr and
-    exit status 2 (no traceback); anything else is a bug and keeps its traceback."""
+    """Entry-point wrapper: an RLHFError (or an error raised from one) ends the process with its
+    one-line message on stderr and exit status 2 (no traceback); anything else is a bug and keeps
+    its traceback."""
     import functools
     import sys
 
@@ -42,8 +53,11 @@ def exit_on_error(function):
     def wrapper(*args, **kwargs):
         try:
             return function(*args, **kwargs)
-        except RLHFError as error:
-            print(f"error: {error}", file=sys.stderr)
+        except Exception as error:
+            cause = bad_input_cause(error)
+            if cause is None:
+                raise
+            print(f"error: {' '.join(str(cause).split())}", file=sys.stderr)
             sys.exit(2)
 
     return wrapper

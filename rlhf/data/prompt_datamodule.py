@@ -10,13 +10,14 @@ state, so Lightning's checkpoint resumes at the very next batch (no restart of t
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import lightning as L
 import torch
 
 from rlhf.data.collate import CausalLMCollator
 from rlhf.data.resumable_loader import ResumableLoader, cyclic_batch
-from rlhf.data.source_spec import load_source
+from rlhf.data.source_spec import load_source, load_sources
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
 from rlhf.core.errors import ConfigError, DataError
 from rlhf.core.schema import as_config
@@ -24,6 +25,8 @@ from rlhf.data.config import PromptDataConfig
 from rlhf.data.prompt_encoding import encode_prompt
 
 log = logging.getLogger(__name__)
+
+OVERLONG = "longer than data.max_prompt_tokens"
 
 
 def prompt_batch(records: list[dict]) -> dict:
@@ -78,6 +81,8 @@ class PromptDataModule(L.LightningDataModule):
         self.ptx_cfg = cfg.ptx if cfg.ptx is not None and cfg.ptx.sources else None
         self.records: list[dict] | None = None
         self.ptx_examples: list[dict] | None = None
+        self.tallies: dict = {}             # "data.sources.<i>" -> its records read, parsed, skipped (SourceTally)
+        self.skipped: Counter = Counter()   # reason -> prompts dropped by the last setup
 
     def setup(self, stage: str | None = None) -> None:
         if self.records is not None:
@@ -87,8 +92,8 @@ class PromptDataModule(L.LightningDataModule):
                                       "(rlhf.train.fit does: instantiate(cfg.data, tokenizer=module.tokenizer))")
         template = get_template(self.template_name, self.tokenizer.eos_token)
         self.records, dropped = [], 0
-        for index, spec in enumerate(self.sources):
-            records = load_source(spec, kind="prompt", seed=self.seed, key=f"data.sources.{index}")
+        per_source, self.tallies = load_sources(self.sources, kind="prompt", seed=self.seed)
+        for index, records in enumerate(per_source):
             for number, record in enumerate(records):
                 ids = encode_prompt(self.tokenizer, template, record["prompt"], self.max_prompt_tokens, self.overlong)
                 if ids is None:
@@ -97,6 +102,7 @@ class PromptDataModule(L.LightningDataModule):
                 prompt_id = str(record.get("id", f"{index}:{number}"))
                 self.records.append({"id": prompt_id, "prompt": record["prompt"], "input_ids": ids,
                                      "metadata": {**(record.get("metadata") or {}), "id": prompt_id}})
+        self.skipped = Counter({OVERLONG: dropped} if dropped else {})
         if dropped:
             log.info("dropped %d prompts longer than %s tokens (thesis §5.4)", dropped, self.max_prompt_tokens)
         if not self.records:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from datasets import Dataset
 
 from rlhf.data.collate import CausalLMCollator
 from rlhf.data.mixture import mix_sources, split_train_val
-from rlhf.data.source_spec import load_source
+from rlhf.data.source_spec import load_sources
 from rlhf.data.split_datamodule import SplitDataModule
 from rlhf.data.templates import IGNORE_INDEX, get_template, tokenize_conversation
 from rlhf.core.errors import DataError
 from rlhf.data.config import SFTDataConfig
 
 log = logging.getLogger(__name__)
+
+EMPTY, CUT = "an empty response", "no response token left after truncation"
 
 
 class SFTDataModule(SplitDataModule):
@@ -24,13 +27,15 @@ class SFTDataModule(SplitDataModule):
         super().__init__(tokenizer, **settings)
         self.mixture_total = self.cfg.mixture_total
         self.invalid = self.cfg.invalid   # empty response / no response token left after truncation: skip (logged) or error
+        self.tallies: dict = {}           # "data.sources.<i>" -> its records read, parsed, skipped (SourceTally)
+        self.skipped: Counter = Counter()   # reason -> examples dropped by the last setup (both splits)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is not None:
             return
         template = get_template(self.template_name, self.require_tokenizer().eos_token)
-        groups = [load_source(spec, kind="conversation", seed=self.seed, key=f"data.sources.{i}")
-                  for i, spec in enumerate(self.sources)]
+        groups, self.tallies = load_sources(self.sources, kind="conversation", seed=self.seed)
+        self.skipped = Counter()
         weights = [float(spec.weight) for spec in self.sources]
         records = mix_sources(groups, weights, self.mixture_total, self.seed)
         train, val = split_train_val(records, self.val_fraction, self.seed)
@@ -56,16 +61,15 @@ class SFTDataModule(SplitDataModule):
                 truncated.append(where)
                 continue
             kept.append(encoded)
-        for problem, places in (("an empty response", empty),
-                                (f"no response token left after truncation to data.max_length={self.max_length}",
-                                 truncated)):
+        for problem, places in ((EMPTY, empty), (CUT, truncated)):
             if not places:
                 continue
+            self.skipped[problem] += len(places)
             if self.invalid == "error":
-                raise DataError(f"{split} example from {places[0]} has {problem} (data.invalid=skip skips such "
-                                f"examples; {len(places)} of {len(records)} are affected)")
-            log.warning("%s: skipped %d of %d examples with %s (first: %s)", split, len(places), len(records),
-                        problem, ", ".join(places[:3]))
+                raise DataError(f"{split} example from {places[0]} has {problem} (data.max_length={self.max_length}; "
+                                f"data.invalid=skip skips such examples; {len(places)} of {len(records)} are affected)")
+            log.warning("%s: skipped %d of %d examples with %s (data.max_length=%d; first: %s)", split, len(places),
+                        len(records), problem, self.max_length, ", ".join(places[:3]))
         if not kept:
             raise DataError(f"no {split} example has a response token left after truncation "
                             "(raise data.max_length or check the sources)")

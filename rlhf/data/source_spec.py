@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from rlhf.core.errors import ConfigError
 from rlhf.core.schema import as_config
 from rlhf.data.config import SourceConfig
-from rlhf.data.sources import load_records
+from rlhf.data.sources import SourceTally, load_records
 
 
 BUILTIN_METADATA = {"demo": (), "arithmetic": ("answer", "level")}
@@ -57,9 +57,11 @@ def metadata_provided(spec: SourceConfig | Mapping, key: str = "data.sources") -
     return ("id", *own)
 
 
-def load_source(spec: SourceConfig | Mapping, kind: str, seed: int = 0, key: str = "data.sources") -> list[dict]:
+def load_source(spec: SourceConfig | Mapping, kind: str, seed: int = 0, key: str = "data.sources",
+                tally: SourceTally | None = None) -> list[dict]:
     """Records of one source; `spec` is checked as a SourceConfig (`key` names it in errors). Prompt
-    records carry `metadata` when the set brings it or `metadata_fields` maps it."""
+    records carry `metadata` when the set brings it or `metadata_fields` maps it. A file's records
+    read, parsed and skipped (by reason) are counted in `tally` (built-in sets skip nothing)."""
     spec = as_config(SourceConfig, spec, key)
     if spec.levels and spec.builtin != "arithmetic":
         raise ConfigError(f"{key}.levels", f"only the built-in arithmetic set has levels, not "
@@ -75,4 +77,15 @@ def load_source(spec: SourceConfig | Mapping, kind: str, seed: int = 0, key: str
     if not spec.adapter:
         raise ConfigError(f"{key}.adapter", f"source {spec.path} names no adapter")
     return load_records(spec.path, spec.adapter, split=spec.split, limit=spec.limit,
-                        metadata_fields=spec.metadata_fields, **spec.adapter_kwargs())
+                        metadata_fields=spec.metadata_fields, tally=tally, **spec.adapter_kwargs())
+
+
+def load_sources(specs: list, kind: str, seed: int = 0, key: str = "data.sources"
+                 ) -> tuple[list[list[dict]], dict[str, SourceTally]]:
+    """Records of each source in order, and each source's tally under its key (`data.sources.<i>`),
+    which the data modules keep so that a run's skips can be read back, not only from the log."""
+    groups, tallies = [], {}
+    for i, spec in enumerate(specs):
+        tallies[f"{key}.{i}"] = tally = SourceTally(f"{key}.{i}")
+        groups.append(load_source(spec, kind=kind, seed=seed, key=f"{key}.{i}", tally=tally))
+    return groups, tallies

@@ -6,19 +6,73 @@ Canonical shapes (docs/methods.md §1.3):
   (ranks: 0 = best; a chosen/rejected pair is a group of two with ranks [0, 1])
 - prompt (RL, A8):        {"prompt": messages, "source"}
 Adapters take (record, where) and raise DataError naming the file and record on a schema mismatch.
+A record that fits the schema but gives nothing to learn from raises SkipRecord with a named reason;
+load_records counts it (SourceTally) and logs the counts, so no record is ever dropped unseen.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rlhf.data.jsonl import iter_source
 from rlhf.core.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
+
+HH_DIFFERENT_CONTEXTS = "chosen and rejected do not share the dialogue before the last Assistant turn"
+OASST_NO_THREAD = "no assistant reply to follow from the root"
+OASST_NO_GROUP = "no prompter message with 2 or more ranked assistant replies"
+
+
+def language_not_kept(language: object) -> str:
+    return f"language {language!r} not in data.sources.languages"
+
+
+class SkipRecord(Exception):
+    """Raised by an adapter for a well-formed record it makes no example of; `reason` is the counted name."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class SourceTally:
+    """What one pass over a source did: every record read is parsed (gave >= 1 example) or skipped
+    under a reason, so read == parsed + sum(skipped.values())."""
+
+    source: str
+    read: int = 0
+    parsed: int = 0
+    examples: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    """reason -> records skipped for it."""
+    skipped_records: dict = field(default_factory=dict)
+    """reason -> the numbers of its first SHOWN skipped records (for the log line)."""
+
+    SHOWN = 3
+
+    def skip(self, reason: str, record: int) -> None:
+        self.skipped[reason] += 1
+        shown = self.skipped_records.setdefault(reason, [])
+        if len(shown) < self.SHOWN:
+            shown.append(record)
+
+    def describe(self) -> str:
+        """'N records: P parsed into E examples, S skipped (<reason>: n, records a, b, c; ...)'."""
+        text = f"{self.read} records: {self.parsed} parsed into {self.examples} examples"
+        if self.skipped:
+            reasons = []
+            for reason, n in sorted(self.skipped.items()):
+                shown = ", ".join(map(str, self.skipped_records[reason])) + (", ..." if n > self.SHOWN else "")
+                reasons.append(f"{reason}: {n}, record{'s' if n > 1 else ''} {shown}")
+            text += f", {sum(self.skipped.values())} skipped ({'; '.join(reasons)})"
+        return text
 
 
 def _field(record: object, key: str, where: tuple[str, int], kind: type = str):
@@ -28,7 +82,8 @@ def _field(record: object, key: str, where: tuple[str, int], kind: type = str):
         raise DataError(f"missing field '{key}' (fields present: {sorted(record)})", source=where[0], record=where[1])
     value = record[key]
     if not isinstance(value, kind):
-        raise DataError(f"field '{key}' should be {kind.__name__}, got {type(value).__name__}",
+        expected = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+        raise DataError(f"field '{key}' should be {expected}, got {type(value).__name__}",
                         source=where[0], record=where[1])
     return value
 
@@ -84,7 +139,7 @@ def oasst_threads(record, where, languages: tuple[str, ...] | None = None) -> It
     """
     root = _oasst_root(record, where)
     if languages and root.get("lang") not in languages:
-        return
+        raise SkipRecord(language_not_kept(root.get("lang")))
     messages, node = [], root
     while node is not None:
         messages.append({"role": _oasst_role(node, where), "content": node["text"]})
@@ -93,15 +148,16 @@ def oasst_threads(record, where, languages: tuple[str, ...] | None = None) -> It
         node = min(ranked, key=lambda r: r["rank"]) if ranked else (replies[0] if replies else None)
     while messages and messages[-1]["role"] != "assistant":
         messages.pop()
-    if messages:
-        yield {"messages": messages, "source": "oasst"}
+    if not messages:
+        raise SkipRecord(OASST_NO_THREAD)
+    yield {"messages": messages, "source": "oasst"}
 
 
 def oasst_ranked(record, where, languages: tuple[str, ...] | None = None) -> Iterator[dict]:
     """Preference groups: every prompter message with >= 2 ranked assistant replies (thesis §5.1.2)."""
     root = _oasst_root(record, where)
     if languages and root.get("lang") not in languages:
-        return
+        raise SkipRecord(language_not_kept(root.get("lang")))
 
     def walk(node: dict, history: list[dict]) -> Iterator[dict]:
         thread = history + [{"role": _oasst_role(node, where), "content": node["text"]}]
@@ -113,19 +169,30 @@ def oasst_ranked(record, where, languages: tuple[str, ...] | None = None) -> Ite
         for reply in replies:
             yield from walk(reply, thread)
 
-    yield from walk(root, [])
+    made = 0
+    for group in walk(root, []):
+        made += 1
+        yield group
+    if not made:
+        raise SkipRecord(OASST_NO_GROUP)
 
 
 def oasst_prompts(record, where, languages: tuple[str, ...] | None = None) -> Iterator[dict]:
-    """RL prompts: threads ending with a user turn, including root-only trees (thesis §5.1.3)."""
-    for group in oasst_threads(record, where, languages):
+    """RL prompts: threads ending with a user turn, including trees with no usable reply, whose
+    root alone is the prompt (thesis §5.1.3)."""
+    try:
+        threads = list(oasst_threads(record, where, languages))
+    except SkipRecord as skip:
+        if skip.reason != OASST_NO_THREAD:
+            raise
+        root = _oasst_root(record, where)
+        yield {"prompt": [{"role": "user", "content": root["text"]}], "source": "oasst"}
+        return
+    for group in threads:
         messages = group["messages"]
         for i, message in enumerate(messages):
             if message["role"] == "user":
                 yield {"prompt": messages[: i + 1], "source": "oasst"}
-    root = _oasst_root(record, where)
-    if not root.get("replies"):
-        yield {"prompt": [{"role": "user", "content": root["text"]}], "source": "oasst"}
 
 
 HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
@@ -144,16 +211,14 @@ def hh_rlhf(record, where) -> Iterator[dict]:
     """HH-RLHF: chosen and rejected share the dialogue up to the last assistant turn.
 
     A few real pairs break that (3 of the 1,800 harmless-base dev pairs have an extra or doubled
-    Assistant turn on one side); they compare different contexts, so they are skipped with a warning.
+    Assistant turn on one side, docs/data.md); they compare different contexts, so they are skipped.
     """
     chosen = parse_hh_transcript(_field(record, "chosen", where), where)
     rejected = parse_hh_transcript(_field(record, "rejected", where), where)
     if chosen[-1]["role"] != "assistant" or rejected[-1]["role"] != "assistant":
         raise DataError("transcript does not end with an Assistant turn", source=where[0], record=where[1])
     if len(chosen) < 2 or chosen[:-1] != rejected[:-1] or chosen[-2]["role"] != "user":
-        log.warning("%s, record %s: chosen and rejected do not share the dialogue before the last Assistant "
-                    "turn; pair skipped", where[0], where[1])
-        return
+        raise SkipRecord(HH_DIFFERENT_CONTEXTS)
     yield {"prompt": chosen[:-1], "responses": [chosen[-1]["content"], rejected[-1]["content"]],
            "ranks": [0, 1], "source": "hh_rlhf"}
 
@@ -167,15 +232,29 @@ def pairs(record, where) -> Iterator[dict]:
 
 
 def generic(record, where, fields: dict[str, str], kind: str = "conversation") -> Iterator[dict]:
-    """Any JSONL through a field mapping: {prompt: <key>, response: <key>} (and optional system)."""
-    prompt = _field(record, fields["prompt"], where)
+    """Any JSONL through a field mapping: {prompt: <key>, response: <key>} (and optional system). The
+    prompt is a string (one user turn) or a conversation: a list of {role, content} messages ending
+    with a user turn (a multi-turn RL prompt, e.g. an HH-RLHF dialogue before its last reply)."""
+    prompt = _field(record, fields["prompt"], where, (str, list))
     system = record.get(fields["system"]) if "system" in fields else None
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    turns = _conversation(prompt, fields["prompt"], where) if isinstance(prompt, list) else [
+        {"role": "user", "content": prompt}]
+    messages = ([{"role": "system", "content": system}] if system else []) + turns
     if kind == "prompt":
         yield {"prompt": messages, "source": "generic"}
         return
     yield {"messages": messages + [{"role": "assistant", "content": _field(record, fields["response"], where)}],
            "source": "generic"}
+
+
+def _conversation(turns: list, key: str, where) -> list[dict]:
+    for i, m in enumerate(turns):
+        if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant") or not isinstance(m.get("content"), str):
+            raise DataError(f"field '{key}'[{i}] needs role system/user/assistant and string content",
+                            source=where[0], record=where[1])
+    if not turns or turns[-1]["role"] != "user":
+        raise DataError(f"field '{key}': a conversation prompt must end with a user turn", source=where[0], record=where[1])
+    return list(turns)
 
 
 def messages(record, where) -> Iterator[dict]:
@@ -217,27 +296,53 @@ def record_metadata(record: object, metadata_fields: dict[str, str], where: tupl
     return out
 
 
+def made_from(fn: Callable, record: object, where: tuple[str, int], **adapter_kwargs) -> list[dict]:
+    """The examples an adapter makes of one record; [] raises SkipRecord, so an adapter that makes
+    nothing without naming why is still counted, under its own name."""
+    made = list(fn(record, where, **adapter_kwargs))
+    if not made:
+        raise SkipRecord(f"adapter '{fn.__name__}' made no example")
+    return made
+
+
 def load_records(path: str | Path, adapter: str, split: str = "train", limit: int | None = None,
-                 metadata_fields: dict[str, str] | None = None, **adapter_kwargs) -> list[dict]:
+                 metadata_fields: dict[str, str] | None = None, tally: SourceTally | None = None,
+                 **adapter_kwargs) -> list[dict]:
     """Read a local file or hub dataset through a named adapter. With `metadata_fields`, each
-    record made gets `metadata` {key: raw record[field]} (a mapped `id` also becomes its id)."""
+    record made gets `metadata` {key: raw record[field]} (a mapped `id` also becomes its id).
+
+    Skipped records are counted by reason in `tally` (when given) and logged once per source."""
     if adapter not in ADAPTERS:
         raise ConfigError("data.adapter", f"unknown adapter '{adapter}'; allowed: {sorted(ADAPTERS)}")
     if "languages" in adapter_kwargs and adapter_kwargs["languages"] is not None:
         adapter_kwargs["languages"] = tuple(adapter_kwargs["languages"])
     fn = ADAPTERS[adapter]
+    tally = SourceTally(str(path)) if tally is None else tally
     out: list[dict] = []
     for number, record in iter_source(path, split):
+        tally.read += 1
         metadata = record_metadata(record, metadata_fields, (str(path), number)) if metadata_fields else None
-        for made in fn(record, (str(path), number), **adapter_kwargs):
-            made.setdefault("origin", f"{path} record {number}")   # named in later skips/errors
+        try:
+            made = made_from(fn, record, (str(path), number), **adapter_kwargs)
+        except SkipRecord as skip:
+            tally.skip(skip.reason, number)
+            continue
+        tally.parsed += 1
+        tally.examples += len(made)
+        for example in made:
+            example.setdefault("origin", f"{path} record {number}")   # named in later skips/errors
             if metadata is not None:
-                made["metadata"] = dict(metadata)
+                example["metadata"] = dict(metadata)
                 if "id" in metadata:
-                    made.setdefault("id", str(metadata["id"]))
-            out.append(made)
+                    example.setdefault("id", str(metadata["id"]))
+        out.extend(made)
         if limit is not None and len(out) >= limit:
-            return out[:limit]
+            break
+    if tally.skipped:
+        log.warning("%s (adapter %s): %s", path, adapter, tally.describe())
     if not out:
-        raise DataError(f"adapter '{adapter}' produced no records", source=str(path))
+        raise DataError(f"adapter '{adapter}' produced no records ({tally.describe()})", source=str(path))
+    if limit is not None and len(out) > limit:
+        tally.examples -= len(out) - limit
+        out = out[:limit]
     return out

@@ -10,6 +10,9 @@ gsm8k       exact-match accuracy of a GSM8K generations file     -> JSON on stdo
 accuracy    accuracy under a reward (math_answer, ...) with a 95% CI, per subset, mean@k, pass@k
 benchmarks  ICE-GRT benchmark list through lm-evaluation-harness (when installed)
 Bad input stops with one line naming the file, record and what was expected (exit status 2).
+Files are read line by line and written as they are made, to a staged file published in one rename
+at the end, so memory does not grow with the files' length (bench/stream_rss.py) and a stopped command
+leaves no half file.
 """
 
 from __future__ import annotations
@@ -17,29 +20,35 @@ from __future__ import annotations
 import argparse
 import json
 
-from rlhf.core.errors import RLHFError, exit_on_error
+from rlhf.core.errors import ConfigError, RLHFError, exit_on_error
 
 
 def _generate(args) -> None:
     from rlhf.evaluate.generation import DecodingSettings, generate_file
-    from rlhf.evaluate.prompt_sets import load_jsonl_prompts, load_prompt_set
+    from rlhf.evaluate.prompt_sets import iter_jsonl_prompts, load_prompt_set
 
-    records = []
+    named = []
     for name in args.prompt_set or []:
         options = {"both_turns": True} if name == "mt_bench" and args.mt_bench_both_turns else {}
-        records += load_prompt_set(name, args.data_dir, args.limit, **options)
-    for path in args.prompts_file or []:
-        loaded = load_jsonl_prompts(path, args.dataset or "custom", args.prompt_field, args.id_field,
-                                    metadata_fields=_pairs(args.metadata_field, "--metadata-field"))
-        records += loaded[:args.limit] if args.limit is not None else loaded
-    if not records:
+        named += load_prompt_set(name, args.data_dir, args.limit, **options)
+    metadata_fields = _pairs(args.metadata_field, "--metadata-field")
+
+    def records():
+        """The named sets (small), then each prompts file read line by line (files can be long)."""
+        yield from named
+        for path in args.prompts_file or []:
+            yield from iter_jsonl_prompts(path, args.dataset or "custom", args.prompt_field, args.id_field,
+                                          metadata_fields=metadata_fields, limit=args.limit)
+
+    total = sum(1 for _ in records())   # every prompt checked before the model loads
+    if not total:
         raise RLHFError("nothing to generate: give --prompt-set NAME and/or --prompts-file FILE")
     decoding = DecodingSettings(max_new_tokens=args.max_new_tokens, do_sample=args.do_sample,
                                 temperature=args.temperature, top_p=args.top_p, seed=args.seed,
                                 template=args.template, max_prompt_tokens=args.max_prompt_tokens)
-    path = generate_file(args.out, records, args.model, decoding, args.name, args.tokenizer, args.dtype,
+    path = generate_file(args.out, records(), args.model, decoding, args.name, args.tokenizer, args.dtype,
                          args.device, args.batch_size)
-    print(json.dumps({"out": str(path), "rows": len(records)}))
+    print(json.dumps({"out": str(path), "rows": total}))
 
 
 def _pairs(items: list[str] | None, flag: str) -> dict[str, str] | None:
@@ -76,15 +85,25 @@ def _judge(args) -> None:
     print(json.dumps({"out": str(path), "judge": judge.name}))
 
 
-def _load_judgments(paths: list[str]) -> list[dict]:
-    from rlhf.evaluate.judgments import load_judgments
+def _load_judgments(paths: list[str]):
+    """The rows of the judgments files, read line by line as the command consumes them."""
+    from rlhf.evaluate.judgments import iter_judgments
 
-    return [row for path in paths for row in load_judgments(path)]
+    return iter_judgments(paths)
+
+
+def _check_stats_options(args) -> None:
+    """Before any file is read: the resample count and ddof a win rate's CI needs."""
+    if args.bootstrap < 0:
+        raise ConfigError("--bootstrap", f"must be an integer >= 0 (0: no bootstrap CI), got {args.bootstrap}")
+    if args.ddof < 0:
+        raise ConfigError("--ddof", f"must be 0 or 1, got {args.ddof}")
 
 
 def _stats(args) -> None:
     from rlhf.evaluate.stats import summarize_judgments
 
+    _check_stats_options(args)
     summary = summarize_judgments(_load_judgments(args.judgments), args.ties, args.ddof, args.z,
                                   args.bootstrap, args.seed)
     print(json.dumps(summary, indent=2))
@@ -93,6 +112,7 @@ def _stats(args) -> None:
 def _report(args) -> None:
     from rlhf.evaluate.report import report_from_judgments
 
+    _check_stats_options(args)
     paths = report_from_judgments(_load_judgments(args.judgments), args.out, args.ties, args.ddof,
                                   args.bootstrap, args.seed, title=args.title)
     print(json.dumps({k: str(v) for k, v in paths.items()}))
@@ -107,25 +127,35 @@ def _agreement(args) -> None:
 
 def _gsm8k(args) -> None:
     from rlhf.evaluate.gsm8k import gsm8k_accuracy
-    from rlhf.evaluate.judgments import load_generations
+    from rlhf.evaluate.judgments import iter_generations
 
-    rows = [r for r in load_generations(args.generations) if r["dataset"] == "gsm8k"]
-    missing = [r["id"] for r in rows if "reference" not in r]
-    if not rows or missing:
-        raise RLHFError(f"{args.generations}: need gsm8k rows with a 'reference' gold number, found {len(rows)} "
-                        f"gsm8k rows, {len(missing)} without one; generate with --prompt-set gsm8k")
-    print(json.dumps(gsm8k_accuracy(rows), indent=2))
+    counts = {"rows": 0, "missing": 0, "first": None}
+
+    def graded_rows():
+        for row in iter_generations(args.generations):
+            if row["dataset"] != "gsm8k":
+                continue
+            counts["rows"] += 1
+            if "reference" not in row:
+                counts["missing"] += 1
+                counts["first"] = counts["first"] or row["id"]
+            elif not counts["missing"]:
+                yield row
+
+    result = gsm8k_accuracy(graded_rows())
+    if not counts["rows"] or counts["missing"]:
+        first = f" (the first: id {counts['first']!r})" if counts["first"] is not None else ""
+        raise RLHFError(f"{args.generations}: need gsm8k rows with a 'reference' gold number, found {counts['rows']} "
+                        f"gsm8k rows, {counts['missing']} without one{first}; generate with --prompt-set gsm8k")
+    print(json.dumps(result, indent=2))
 
 
 def _accuracy(args) -> None:
-    from rlhf.data.jsonl import write_jsonl_atomic
     from rlhf.evaluate.accuracy import accuracy_of_file, markdown_tables
 
     ks = sorted(set(args.k or [1]))
-    summary, scored = accuracy_of_file(args.generations, args.reward, ks, args.by, args.part, args.threshold,
-                                       ddof=args.ddof, bootstrap=args.bootstrap, seed=args.seed)
-    if args.scored:
-        write_jsonl_atomic(args.scored, scored)
+    summary = accuracy_of_file(args.generations, args.reward, ks, args.by, args.part, args.threshold,
+                               scored_path=args.scored, ddof=args.ddof, bootstrap=args.bootstrap, seed=args.seed)
     print(markdown_tables(summary, ks) if args.format == "markdown" else json.dumps(summary, indent=2))
 
 
@@ -259,5 +289,12 @@ def main(argv: list[str] | None = None) -> None:
     args.run(args)
 
 
-if __name__ == "__main__":
+
+def cli() -> None:
+    """`python -m rlhf.evaluate` and the `rlhf-evaluate` script: bad input exits 2
+    with one line (main itself raises, for callers)."""
     exit_on_error(main)()
+
+
+if __name__ == "__main__":
+    cli()

@@ -8,22 +8,29 @@ settings, so the settings travel with each output row:
 Prompts are encoded and left-padded by rlhf.data.prompt_encoding, the encoder PPO rollouts use
 (segment by segment, exactly as the training templates encode them), and cut from the left when
 longer than `max_prompt_tokens` (latest context survives).
+
+`generate_file` takes the prompt records as a stream and answers GENERATED_PER_CHUNK batches of them
+at a time, writing each chunk's rows as it goes to a file published when all are written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from rlhf.data.jsonl import write_jsonl_atomic
+from rlhf.data.jsonl import chunks, write_jsonl_atomic
 from rlhf.data.prompt_encoding import encode_prompt, left_pad
 from rlhf.data.templates import get_template
 from rlhf.core.errors import ConfigError
 
 DEFAULT_TINY_TOKENIZER = "embedded:smollm2-135m"
+GENERATED_PER_CHUNK = 16
+"""Batches of prompts answered before their rows are written. The seed is set once per file: greedy
+rows, and sampled rows of one-turn prompts, are those of one call over all records; MT-bench's
+follow-up turns are answered per chunk, so their samples depend on the chunk too."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +100,15 @@ def generate_responses(model, tokenizer, records: Sequence[dict], decoding: Deco
     decoding.check()
     if batch_size < 1:
         raise ConfigError("evaluate.batch_size", f"must be >= 1, got {batch_size}")
+    torch.manual_seed(decoding.seed)
+    return answer_records(model, tokenizer, records, decoding, model_name, batch_size)
+
+
+def answer_records(model, tokenizer, records: Sequence[dict], decoding: DecodingSettings, model_name: str,
+                   batch_size: int) -> list[dict]:
+    """generate_responses without setting the seed (the caller sets it once for many calls)."""
     was_training = model.training
     model.eval()
-    torch.manual_seed(decoding.seed)
     conversations = [list(r["prompt"]) for r in records]
     answers: list[list[str]] = [[] for _ in records]
     turns = max((len(r.get("followups", [])) for r in records), default=0) + 1
@@ -134,11 +147,19 @@ def load_model_for_generation(source: str, tokenizer_source: str | None = None, 
     return model.to(device), tokenizer
 
 
-def generate_file(out_path: str | Path, records: Sequence[dict], source: str, decoding: DecodingSettings,
+def generate_file(out_path: str | Path, records: Iterable[dict], source: str, decoding: DecodingSettings,
                   model_name: str | None = None, tokenizer_source: str | None = None, dtype: str = "float32",
                   device: str = "cpu", batch_size: int = 8) -> Path:
     """Load a checkpoint, answer every record and write the JSONL atomically (a killed run leaves
-    no half file that a later judge step would trust)."""
+    no half file that a later judge step would trust); records are read as they are answered."""
+    decoding.check()
+    if batch_size < 1:
+        raise ConfigError("evaluate.batch_size", f"must be >= 1, got {batch_size}")
     model, tokenizer = load_model_for_generation(source, tokenizer_source, dtype, device)
-    rows = generate_responses(model, tokenizer, records, decoding, model_name or str(source), batch_size)
-    return write_jsonl_atomic(out_path, rows)
+    torch.manual_seed(decoding.seed)
+
+    def rows() -> Iterator[dict]:
+        for chunk in chunks(records, GENERATED_PER_CHUNK * batch_size):
+            yield from answer_records(model, tokenizer, chunk, decoding, model_name or str(source), batch_size)
+
+    return write_jsonl_atomic(out_path, rows())

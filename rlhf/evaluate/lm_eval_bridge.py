@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rlhf.core.errors import ConfigError, RLHFError
+from rlhf.core.model_folder import check_model_folder
 
 INSTALL_HINT = 'pip install "lm_eval[hf]"  (lm-evaluation-harness, with its Hugging Face backend)'
 
@@ -76,6 +77,7 @@ def run_benchmarks(model_path: str | Path, benchmarks: list[Benchmark] | None = 
                    batch_size: int = 8, limit: int | None = None, dtype: str = "float32") -> dict:
     """Run each benchmark with its shot count through lm_eval.simple_evaluate on an HF folder;
     returns {benchmark name: lm-eval's results dict for its task}."""
+    check_model_folder(str(model_path))   # a wrong folder is named before the missing harness
     if not lm_eval_available():
         raise LMEvalUnavailable(f"lm-evaluation-harness is not installed; install it with: {INSTALL_HINT}")
     import lm_eval

@@ -8,12 +8,14 @@ docs/methods.md §5.5), `reference` (GSM8K gold answer), `followups` (later MT-b
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from rlhf.core.errors import ConfigError, DataError
 from rlhf.evaluate.gsm8k import gold_answer
 from rlhf.data.jsonl import iter_jsonl
+from rlhf.data.row_keys import key_digest, repeated
 from rlhf.data.sources import record_metadata
 
 ROLES = ("system", "user", "assistant")
@@ -130,16 +132,38 @@ def load_text_prompts(path: str | Path, dataset: str) -> list[dict]:
     return records
 
 
-def load_jsonl_prompts(path: str | Path, dataset: str, prompt_field: str = "prompt", id_field: str | None = "id",
-                       category_field: str | None = None, reference_field: str | None = None,
-                       metadata_fields: dict[str, str] | None = None) -> list[dict]:
-    """Any JSONL: `prompt_field` holds a string or a message list; a bare JSON string line is the
-    prompt itself. Without an id field, ids are `<dataset>_<index>`. With `metadata_fields`
-    ({key: field}), each record gets `metadata` {"id", key: obj[field]}, carried into the
-    generations file for `python -m rlhf.evaluate accuracy`."""
-    path = Path(path)
-    records = []
+def _prompt_id(obj: object, index: int, dataset: str, id_field: str | None) -> str:
+    return str(obj[id_field]) if isinstance(obj, dict) and id_field and id_field in obj else f"{dataset}_{index}"
+
+
+def _raise_repeated_id(path: Path, dataset: str, id_field: str | None, suspects: set[int], limit: int | None) -> None:
+    """Read the file again, keeping the ids whose digest is in `suspects`, and name the first repeat."""
+    lines: dict[str, int] = {}
     for index, (line_no, obj) in enumerate(iter_jsonl(path)):
+        if limit is not None and index >= limit:
+            return
+        record_id = _prompt_id(obj, index, dataset, id_field)
+        if key_digest(record_id) not in suspects:
+            continue
+        if record_id in lines:
+            raise DataError(f"id {record_id!r} is already on line {lines[record_id]}; generations are matched by id, "
+                            "so each prompt needs its own", source=str(path), record=line_no)
+        lines[record_id] = line_no
+
+
+def iter_jsonl_prompts(path: str | Path, dataset: str, prompt_field: str = "prompt", id_field: str | None = "id",
+                       category_field: str | None = None, reference_field: str | None = None,
+                       metadata_fields: dict[str, str] | None = None, limit: int | None = None) -> Iterator[dict]:
+    """Any JSONL, read line by line (the first `limit` records): `prompt_field` holds a string or a
+    message list; a bare JSON string line is the prompt itself. Without an id field, ids are
+    `<dataset>_<index>`. With `metadata_fields` ({key: field}), each record gets `metadata` {"id",
+    key: obj[field]}, carried into the generations file for `python -m rlhf.evaluate accuracy`. An id
+    given twice is named, with both lines, once the records are read (8 bytes kept per record)."""
+    path = Path(path)
+    digests = array("Q")
+    for index, (line_no, obj) in enumerate(iter_jsonl(path)):
+        if limit is not None and index >= limit:
+            break
         if isinstance(obj, str):
             obj = {prompt_field: obj}
         if not isinstance(obj, dict) or prompt_field not in obj:
@@ -150,7 +174,7 @@ def load_jsonl_prompts(path: str | Path, dataset: str, prompt_field: str = "prom
             prompt = user_prompt(value)
         else:
             prompt = validate_messages(value, path, line_no)
-        record_id = str(obj[id_field]) if id_field and id_field in obj else f"{dataset}_{index}"
+        record_id = _prompt_id(obj, index, dataset, id_field)
         record = {"id": record_id, "dataset": dataset, "prompt": prompt}
         for key, field in (("category", category_field), ("reference", reference_field)):
             if field:
@@ -159,8 +183,21 @@ def load_jsonl_prompts(path: str | Path, dataset: str, prompt_field: str = "prom
                 record[key] = obj[field]
         if metadata_fields:
             record["metadata"] = {"id": record_id, **record_metadata(obj, metadata_fields, (str(path), line_no))}
-        records.append(record)
-    return records
+        digests.append(key_digest(record_id))
+        yield record
+    if not digests:
+        raise DataError("no prompts: the file has no rows", source=str(path))
+    suspects = repeated(digests)
+    if suspects:
+        _raise_repeated_id(path, dataset, id_field, suspects, limit)
+
+
+def load_jsonl_prompts(path: str | Path, dataset: str, prompt_field: str = "prompt", id_field: str | None = "id",
+                       category_field: str | None = None, reference_field: str | None = None,
+                       metadata_fields: dict[str, str] | None = None) -> list[dict]:
+    """iter_jsonl_prompts as a list (all records)."""
+    return list(iter_jsonl_prompts(path, dataset, prompt_field, id_field, category_field, reference_field,
+                                   metadata_fields))
 
 
 def _bind(dataset: str, loader: Callable) -> Callable:

@@ -4,23 +4,31 @@
 tables and (caption, png_path) figures; the pipeline adds its own (reward / KL curves) next to the
 evaluation sections built here. Figures are copied under `<out_dir>/figures/` so the report folder
 is self-contained. Every evaluation report names the judge (docs/methods.md §8.3.20).
+
+`report_from_judgments` reads its judgments once, as they come, keeping one byte per verdict and
+the (length, score) floats of the scored responses, never the rows; report.md and report.html are
+each published in one rename (rlhf.core.atomic).
 """
 
 from __future__ import annotations
 
 import html
 import shutil
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot loads)
 
+from rlhf.core.atomic import publish_file  # noqa: E402
 from rlhf.evaluate.correlation import reward_length_correlation  # noqa: E402
-from rlhf.evaluate.stats import summarize_judgments  # noqa: E402
+from rlhf.evaluate.stats import WinnerTable  # noqa: E402
 
 
 @dataclass
@@ -126,8 +134,8 @@ def write_report(out_dir: str | Path, sections: Sequence[Section], title: str = 
                         f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     page.append("</body></html>")
     paths = {"markdown": out_dir / "report.md", "html": out_dir / "report.html"}
-    paths["markdown"].write_text("\n".join(md), encoding="utf-8")
-    paths["html"].write_text("\n".join(page), encoding="utf-8")
+    for key, lines in (("markdown", md), ("html", page)):
+        publish_file(paths[key], lambda handle, lines=lines: handle.write("\n".join(lines)), text=True)
     return paths
 
 
@@ -151,17 +159,26 @@ def plot_win_rates(pairs: Sequence[dict], path: str | Path) -> Path:
     return Path(path)
 
 
+MAX_SCATTER_POINTS = 5_000
+"""Points drawn per scatter: beyond this many, every k-th point (in file order) is drawn, which
+shows the cloud as well and keeps drawing memory flat (bench/stream_rss.py); the correlations beside
+the plot use all of them."""
+
+
 def plot_reward_length(lengths: Sequence[float], rewards: Sequence[float], path: str | Path,
-                       groups: Sequence[str] | None = None) -> Path:
+                       groups: Iterable[str] | None = None) -> Path:
     """Scatter of score against response length (thesis Fig. 27), one colour per group (model)."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    groups = list(groups) if groups is not None else [""] * len(lengths)
-    for name in dict.fromkeys(groups):
-        xs = [x for x, g in zip(lengths, groups) if g == name]
-        ys = [y for y, g in zip(rewards, groups) if g == name]
-        ax.scatter(xs, ys, s=12, alpha=0.7, label=name or None)
-    if any(groups):
+    step = max(1, -(-len(lengths) // MAX_SCATTER_POINTS))
+    xs, ys = np.asarray(lengths)[::step].astype(float), np.asarray(rewards)[::step].astype(float)
+    names = list(islice(groups, 0, None, step)) if groups is not None else [""] * len(xs)
+    for name in dict.fromkeys(names):
+        chosen = np.fromiter((g == name for g in names), dtype=bool, count=len(names))
+        ax.scatter(xs[chosen], ys[chosen], s=12, alpha=0.7, label=name or None)
+    if any(names):
         ax.legend(fontsize=8)
+    if step > 1:
+        ax.set_title(f"1 response in {step} drawn, of {len(lengths)}", fontsize=8)
     ax.set_xlabel("response length (characters)")
     ax.set_ylabel("score")
     fig.tight_layout()
@@ -178,24 +195,62 @@ def _summary_row(lead: dict, summary: dict) -> dict:
     return {**lead, **{k: summary[k] for k in SUMMARY_KEYS if k in summary}}
 
 
-def score_length_points(judgments: Sequence[dict]) -> tuple[list[float], list[float], list[str]]:
-    """(length, score, model) for each scored response in judgments rows (reward-model or simulated judge)."""
-    lengths, scores, models = [], [], []
-    for row in judgments:
+class ScoreLengthPoints:
+    """(length, score, model) of each scored response of judgment rows (reward-model or simulated
+    judge), added row by row: 10 bytes per response (length and score as float32, the precision a
+    reward model scores in; the model's number)."""
+
+    def __init__(self):
+        self.lengths, self.scores, self.model_numbers = array("f"), array("f"), array("H")
+        self.model_names: list[str] = []
+        self._numbers: dict[str, int] = {}
+
+    def add(self, row: dict) -> None:
         for side in ("a", "b"):
             if f"score_{side}" in row and f"length_{side}" in row:
-                lengths.append(float(row[f"length_{side}"]))
-                scores.append(float(row[f"score_{side}"]))
-                models.append(str(row[f"model_{side}"]))
-    return lengths, scores, models
+                self.lengths.append(float(row[f"length_{side}"]))
+                self.scores.append(float(row[f"score_{side}"]))
+                name = str(row[f"model_{side}"])
+                if name not in self._numbers:
+                    self._numbers[name] = len(self.model_names)
+                    self.model_names.append(name)
+                self.model_numbers.append(self._numbers[name])
+
+    def models(self) -> Iterator[str]:
+        return (self.model_names[n] for n in self.model_numbers)
 
 
-def evaluation_sections(summary: dict, judgments: Sequence[dict], out_dir: str | Path) -> list[Section]:
+def score_length_points(judgments: Iterable[dict]) -> tuple[list[float], list[float], list[str]]:
+    """(length, score, model) for each scored response in judgments rows (reward-model or simulated judge)."""
+    points = ScoreLengthPoints()
+    for row in judgments:
+        points.add(row)
+    return list(points.lengths), list(points.scores), list(points.models())
+
+
+class JudgmentsDigest:
+    """What the evaluation sections need of judgment rows read once: verdicts by model pair and
+    dataset (stats.WinnerTable), the judges' names and the score-length points."""
+
+    def __init__(self, judgments: Iterable[dict] = ()):
+        self.winners, self.judges, self.points = WinnerTable(), set(), ScoreLengthPoints()
+        for row in judgments:
+            self.add(row)
+
+    def add(self, row: dict) -> None:
+        self.winners.add(row)
+        self.judges.add(str(row.get("judge", "unknown")))
+        self.points.add(row)
+
+
+def evaluation_sections(summary: dict, judgments: Iterable[dict] | JudgmentsDigest,
+                        out_dir: str | Path) -> list[Section]:
     """Standard sections: judge and tie policy, overall and per-dataset win rates (table + bars), and
     the score-length scatter with Pearson / Spearman when the judgments carry scores."""
+    digest = judgments if isinstance(judgments, JudgmentsDigest) else JudgmentsDigest(judgments)
     figures_dir = Path(out_dir) / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
-    judges = sorted({str(r.get("judge", "unknown")) for r in judgments})
+    judges = sorted(digest.judges)
     setup = (f"Judge(s): {', '.join(judges)}. Ties: {summary['tie_policy']} "
              f"({'counted as half a win' if summary['tie_policy'] == 'half' else 'left out of n'}). "
              f"SE = sqrt(p(1-p)/(n-{summary['ddof']})), CI = p ± {summary['z']}·SE (docs/methods.md §5.4).")
@@ -206,7 +261,7 @@ def evaluation_sections(summary: dict, judgments: Sequence[dict], out_dir: str |
         for p in summary["pairs"] for name, s in p["per_dataset"].items()])
     bars = plot_win_rates(summary["pairs"], figures_dir / "win_rates.png")
     sections = [Section("Pairwise win rates", setup, [overall, per_dataset], [("Win rates with 95 % CI", bars)])]
-    lengths, scores, models = score_length_points(judgments)
+    lengths, scores, models = digest.points.lengths, digest.points.scores, digest.points.models()
     if len(scores) >= 2:
         correlation = reward_length_correlation(scores, lengths)
         scatter = plot_reward_length(lengths, scores, figures_dir / "reward_length.png", models)
@@ -215,10 +270,12 @@ def evaluation_sections(summary: dict, judgments: Sequence[dict], out_dir: str |
     return sections
 
 
-def report_from_judgments(judgments: Sequence[dict], out_dir: str | Path, tie_policy: str = "half", ddof: int = 0,
+def report_from_judgments(judgments: Iterable[dict], out_dir: str | Path, tie_policy: str = "half", ddof: int = 0,
                           bootstrap_resamples: int = 0, seed: int = 0, extra_sections: Sequence[Section] = (),
                           title: str = "Evaluation report") -> dict[str, Path]:
-    """Summarise judgments (stats.summarize_judgments) and write the report with any extra sections."""
-    summary = summarize_judgments(judgments, tie_policy, ddof, bootstrap_resamples=bootstrap_resamples, seed=seed)
-    sections = evaluation_sections(summary, judgments, out_dir) + list(extra_sections)
+    """Summarise judgments (stats.summarize_judgments), reading them once, and write the report with
+    any extra sections."""
+    digest = JudgmentsDigest(judgments)
+    summary = digest.winners.summary(tie_policy, ddof, bootstrap_resamples=bootstrap_resamples, seed=seed)
+    sections = evaluation_sections(summary, digest, out_dir) + list(extra_sections)
     return write_report(out_dir, sections, title)

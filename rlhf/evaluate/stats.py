@@ -2,6 +2,7 @@
 
 Every outcome is a winner in {"a", "b", "tie"} from model_a's point of view. Ties count as half a
 win (AlpacaEval convention, docs/methods.md §5.3 [ext]) or are dropped (`tie_policy="exclude"`).
+Judgments are read once, as they come: what is kept of each is its winner, one byte (Outcomes).
 """
 
 from __future__ import annotations
@@ -16,6 +17,34 @@ from rlhf.core.errors import ConfigError
 WINNERS = ("a", "b", "tie")
 TIE_POLICIES = ("half", "exclude")
 FLIP = {"a": "b", "b": "a", "tie": "tie"}
+WINNER_CODE = {winner: code for code, winner in enumerate(WINNERS)}
+BOOTSTRAP_BLOCK = 2**22
+"""Resampled indices drawn per block (32 MiB of int64), so a bootstrap of n scores needs O(n) memory,
+not n_resamples x n; the blocks draw the same numbers one call would."""
+
+
+class Outcomes(Sequence):
+    """A sequence of winners stored one byte each, in the order they were added."""
+
+    def __init__(self, winners: Iterable[str] = ()):
+        self.codes = bytearray(WINNER_CODE[w] for w in winners)
+
+    def append(self, winner: str) -> None:
+        self.codes.append(WINNER_CODE[winner])
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Outcomes(WINNERS[c] for c in self.codes[index])
+        return WINNERS[self.codes[index]]
+
+    def __iter__(self):
+        return (WINNERS[c] for c in self.codes)
+
+    def count(self, winner: str) -> int:
+        return self.codes.count(WINNER_CODE[winner]) if winner in WINNER_CODE else 0
 
 
 def _check_policy(tie_policy: str) -> None:
@@ -70,8 +99,9 @@ def bootstrap_ci(scores: Sequence[float], n_resamples: int = 10000, level: float
         raise ValueError("bootstrap_ci needs at least one score")
     rng = np.random.default_rng(seed)
     values = np.asarray(scores, dtype=float)
-    draws = rng.integers(0, len(values), size=(n_resamples, len(values)))
-    means = values[draws].mean(axis=1)
+    rows = max(1, BOOTSTRAP_BLOCK // len(values))
+    means = np.concatenate([values[rng.integers(0, len(values), size=(min(rows, n_resamples - start), len(values)))]
+                            .mean(axis=1) for start in range(0, n_resamples, rows)])
     alpha = (1.0 - level) / 2.0
     low, high = np.quantile(means, [alpha, 1.0 - alpha])
     return float(low), float(high)
@@ -99,7 +129,7 @@ def paired_gain(scores_a: Sequence[float], scores_b: Sequence[float], resamples:
 def summarize_outcomes(winners: Sequence[str], tie_policy: str = "half", ddof: int = 0, z: float = 1.96,
                        bootstrap_resamples: int = 0, seed: int = 0) -> dict:
     """n, wins, losses, ties, win rate, SE and normal CI (plus a bootstrap CI when resamples > 0)."""
-    wins, losses, ties = (sum(1 for w in winners if w == k) for k in WINNERS)
+    wins, losses, ties = (winners.count(k) for k in WINNERS)
     n = effective_n(wins, losses, ties, tie_policy)
     p = win_rate(wins, losses, ties, tie_policy)
     summary = {"n": n, "n_judgments": len(winners), "wins": wins, "losses": losses, "ties": ties,
@@ -122,27 +152,47 @@ def summarize_judgments(judgments: Iterable[dict], tie_policy: str = "half", ddo
     other order are flipped into it, so (x vs y) and (y vs x) rows pool.
     """
     _check_policy(tie_policy)
-    grouped: dict[tuple[str, str], dict[str, list[str]]] = {}
+    grouped = WinnerTable()
     for row in judgments:
+        grouped.add(row)
+    return grouped.summary(tie_policy, ddof, z, bootstrap_resamples, seed)
+
+
+class WinnerTable:
+    """Winners of judgment rows by model pair and dataset, one byte per judgment (what the win-rate
+    summary needs of a judgments file read once, line by line)."""
+
+    def __init__(self):
+        self.grouped: dict[tuple[str, str], dict[str, Outcomes]] = {}
+
+    def add(self, row: dict) -> None:
+        """A pair keeps the orientation of its first judgment; judgments of the same two models in the
+        other order are flipped into it, so (x vs y) and (y vs x) rows pool."""
         key = (row["model_a"], row["model_b"])
         winner = row["winner"]
-        if key not in grouped and key[::-1] in grouped:
+        if key not in self.grouped and key[::-1] in self.grouped:
             key, winner = key[::-1], FLIP[winner]
-        per_dataset = grouped.setdefault(key, {})
-        per_dataset.setdefault(str(row.get("dataset", "all")), []).append(winner)
+        per_dataset = self.grouped.setdefault(key, {})
+        per_dataset.setdefault(str(row.get("dataset", "all")), Outcomes()).append(winner)
 
-    options = {"tie_policy": tie_policy, "ddof": ddof, "z": z, "bootstrap_resamples": bootstrap_resamples, "seed": seed}
-    pairs = []
-    for (model_a, model_b), per_dataset in grouped.items():
-        every = [w for winners in per_dataset.values() for w in winners]
-        pairs.append({
-            "model_a": model_a, "model_b": model_b,
-            "overall": summarize_outcomes(every, **options),
-            "per_dataset": {name: summarize_outcomes(w, **options) for name, w in sorted(per_dataset.items())},
-        })
-    matrix = win_rate_matrix(pairs)
-    return {"tie_policy": tie_policy, "ddof": ddof, "z": z, "pairs": pairs,
-            "win_rate_matrix": matrix, "average_win_rate": average_win_rate(matrix)}
+    def summary(self, tie_policy: str = "half", ddof: int = 0, z: float = 1.96, bootstrap_resamples: int = 0,
+                seed: int = 0) -> dict:
+        """summarize_judgments' result for the rows added."""
+        _check_policy(tie_policy)
+        options = {"tie_policy": tie_policy, "ddof": ddof, "z": z, "bootstrap_resamples": bootstrap_resamples,
+                   "seed": seed}
+        pairs = []
+        for (model_a, model_b), per_dataset in self.grouped.items():
+            every = Outcomes()
+            every.codes = bytearray(b"".join(outcomes.codes for outcomes in per_dataset.values()))
+            pairs.append({
+                "model_a": model_a, "model_b": model_b,
+                "overall": summarize_outcomes(every, **options),
+                "per_dataset": {name: summarize_outcomes(w, **options) for name, w in sorted(per_dataset.items())},
+            })
+        matrix = win_rate_matrix(pairs)
+        return {"tie_policy": tie_policy, "ddof": ddof, "z": z, "pairs": pairs,
+                "win_rate_matrix": matrix, "average_win_rate": average_win_rate(matrix)}
 
 
 def win_rate_matrix(pairs: Iterable[dict]) -> dict[str, dict[str, float]]:

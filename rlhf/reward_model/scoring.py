@@ -153,7 +153,8 @@ def resolve_model_dir(path: str | Path) -> Path:
         return path
     if (path / "merged" / "config.json").is_file():
         return path / "merged"
-    raise FileNotFoundError(f"{path} holds no HF model (no config.json in it or in {path / 'merged'})")
+    raise DataError(f"holds no saved model (no config.json in it or in its merged/ folder); give the export "
+                    "dir of a reward model (stage=reward)", source=str(path))
 
 
 def load_reward_model(path: str | Path, output: str = "logit", device: str = "cpu", batch_size: int = 16,
@@ -162,7 +163,8 @@ def load_reward_model(path: str | Path, output: str = "logit", device: str = "cp
     folder = resolve_model_dir(path)
     stats_path = folder / STATS_FILE
     if not stats_path.is_file():
-        raise FileNotFoundError(f"{stats_path} is missing; export the RM with RewardModule.export")
+        raise DataError(f"not a reward model: no {STATS_FILE} (a policy or base model has none); give the export of "
+                        "stage=reward or reward_absolute (RewardModule.export)", source=str(folder))
     stats = json.loads(stats_path.read_text())
     model = load_sequence_classifier(folder, "float32", trust_remote_code=trust_remote_code)
     tokenizer = load_tokenizer(folder, trust_remote_code=trust_remote_code)

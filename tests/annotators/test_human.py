@@ -134,7 +134,7 @@ def test_unranked_line_and_bad_json(tmp_path):
         import_rankings(path)
     assert import_rankings(path, on_unranked="skip") == {"p1": [0, 1, 2]}
     path.write_text(path.read_text() + "{not json\n")
-    with pytest.raises(DataError, match=r"record 3: line is not valid JSON"):
+    with pytest.raises(DataError, match=r"record 3: invalid JSON at column 2"):
         read_labelling_file(path, on_unranked="skip")
 
 

@@ -13,6 +13,7 @@ from tokenizers.models import WordLevel
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from rlhf.core import models
+from rlhf.core.errors import RLHFError
 from rlhf.core.models import (
     build_tiny_llama,
     default_cache_dir,
@@ -130,7 +131,7 @@ def test_half_written_cache_is_not_trusted(monkeypatch, tmp_path):
 
 
 def test_unknown_embedded_name(tmp_path):
-    with pytest.raises(ValueError, match="unknown embedded model 'gpt5'"):
+    with pytest.raises(RLHFError, match="unknown embedded model 'gpt5'"):
         embedded_model_path("gpt5", tmp_path)
 
 

@@ -1,5 +1,6 @@
-"""Data adapters: fixtures written here in each source's schema, then the real
-extracts in ../shared/data (counts from its README), then bad records naming file and line."""
+"""Data adapters: fixtures written here in each source's schema, records skipped with a counted
+reason, then bad records naming file and line. Every record of the real extracts in ../shared/data
+goes through its adapter in test_real_files.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rlhf.data.sources import load_records
+from rlhf.data.sources import (HH_DIFFERENT_CONTEXTS, OASST_NO_GROUP, OASST_NO_THREAD, SourceTally,
+                               language_not_kept, load_records)
 from rlhf.core.errors import ConfigError, DataError
 
 
@@ -116,8 +118,52 @@ def test_hh_rlhf_pair_with_different_contexts_is_skipped(tmp_path, caplog):
     good = {"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: a\n\nAssistant: c"}
     doubled = {"chosen": "\n\nHuman: a\n\nAssistant: b\n\nAssistant: d", "rejected": "\n\nHuman: a\n\nAssistant: c"}
     path = _write(tmp_path / "hh.jsonl", [good, doubled, good])
-    assert len(load_records(path, "hh_rlhf")) == 2
-    assert f"{path}, record 2" in caplog.text
+    tally = SourceTally(str(path))
+    assert len(load_records(path, "hh_rlhf", tally=tally)) == 2
+    assert (tally.read, tally.parsed, tally.examples) == (3, 2, 2)
+    assert tally.skipped == {HH_DIFFERENT_CONTEXTS: 1} and tally.skipped_records == {HH_DIFFERENT_CONTEXTS: [2]}
+    assert str(path) in caplog.text and f"{HH_DIFFERENT_CONTEXTS}: 1, record 2" in caplog.text
+
+
+def test_oasst_skips_are_counted_by_reason(tmp_path):
+    # 1: a German tree; 2: a root whose only reply was deleted; 3: a full tree; 4: a root with one
+    # ranked reply. Kept languages [en]: 1 skipped for its language by every adapter.
+    german = {**_oasst_tree(), "lang": "de"}
+    deleted_only = {"text": "R", "role": "prompter", "lang": "en",
+                    "replies": [{"text": "x", "role": "assistant", "rank": 0, "deleted": True, "replies": []}]}
+    single = {"text": "S", "role": "prompter", "lang": "en",
+              "replies": [{"text": "y", "role": "assistant", "rank": 0, "replies": []}]}
+    path = _write(tmp_path / "m.jsonl", [german, deleted_only, _oasst_tree(), single])
+    counts = {}
+    for adapter in ("oasst_threads", "oasst_ranked", "oasst_prompts"):
+        tally = SourceTally(str(path))
+        records = load_records(path, adapter, languages=["en"], tally=tally)
+        assert tally.read == 4 and tally.parsed + sum(tally.skipped.values()) == 4
+        assert tally.examples == len(records)
+        counts[adapter] = (tally.parsed, len(records), dict(tally.skipped))
+    german_skip = {language_not_kept("de"): 1}
+    # threads: tree 3 gives Q A2 Q2 B, tree 4 gives S y; tree 2 has no usable reply
+    assert counts["oasst_threads"] == (2, 2, {**german_skip, OASST_NO_THREAD: 1})
+    # ranked: only tree 3 has a prompter with two ranked replies (Q: A1, A2)
+    assert counts["oasst_ranked"] == (1, 1, {**german_skip, OASST_NO_GROUP: 2})
+    # prompts: tree 2's root alone (its reply was deleted), [Q] and [Q A2 Q2] of tree 3, [S] of tree 4
+    assert counts["oasst_prompts"] == (3, 4, german_skip)
+    prompts = load_records(path, "oasst_prompts", languages=["en"])
+    assert [[m["content"] for m in r["prompt"]] for r in prompts] == [["R"], ["Q"], ["Q", "A2", "Q2"], ["S"]]
+
+
+def test_a_file_where_every_record_is_skipped_names_the_reasons(tmp_path):
+    path = _write(tmp_path / "t.jsonl", [{**_oasst_tree(), "lang": "fr"}])
+    with pytest.raises(DataError, match=r"produced no records \(1 records: 0 parsed into 0 examples, 1 skipped "
+                                        r"\(language 'fr' not in data.sources.languages: 1, record 1\)\)"):
+        load_records(path, "oasst_threads", languages=["en"])
+
+
+def test_limit_stops_the_tally_at_the_kept_examples(tmp_path):
+    path = _write(tmp_path / "a.jsonl", [{"instruction": f"i{n}", "output": f"o{n}"} for n in range(5)])
+    tally = SourceTally(str(path))
+    assert len(load_records(path, "alpaca", limit=2, tally=tally)) == 2
+    assert (tally.read, tally.parsed, tally.examples) == (2, 2, 2)
 
 
 def test_generic_jsonl_field_mapping(tmp_path):

@@ -104,3 +104,42 @@ def test_bad_requests_are_named(tmp_path, capsys):
 def test_reward_names_and_typed_kinds_load():
     assert reward_node("math_answer")["fn"]["_target_"] == "rlhf.rewards.verifiable.MathAnswerReward"
     assert reward_node("word_count") == {"kind": "word_count"}
+
+
+def test_scored_rows_are_published_only_with_a_summary(tmp_path, capsys):
+    # k=3 asks for more samples than a prompt has: the scored file, written as rows are graded, is
+    # not published; with k=2 it is, one row per sample in file order.
+    path = generations(tmp_path)
+    scored = tmp_path / "scored.jsonl"
+    with pytest.raises(DataError, match=r"asked for k=\[3\], but some prompt has only 2 \(e.g. p0\)"):
+        run(capsys, "--generations", str(path), "--reward", "math_answer", "--k", "3", "--scored", str(scored))
+    assert not scored.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["gen.jsonl"]
+    run(capsys, "--generations", str(path), "--reward", "math_answer", "--k", "2", "--scored", str(scored))
+    rows = [json.loads(line) for line in scored.read_text().splitlines()]
+    assert [(r["id"], r["correct"]) for r in rows] == [("p0", True), ("p0", False), ("p1", True), ("p1", True),
+                                                       ("p2", False), ("p2", False)]
+
+
+def test_columns_give_the_summary_of_the_rows():
+    from rlhf.evaluate.accuracy import ScoredColumns, accuracy_summary
+
+    # p1 has 3 samples (first 2 wrong), p2 has 2; level 1 / 2 / missing
+    rows = [{"id": "p1", "correct": c, "score": float(c), "parsed": True, "metadata": {"level": 1}}
+            for c in (False, False, True)]
+    rows += [{"id": "p2", "correct": True, "score": 1.0, "parsed": None, "metadata": {"level": 2}},
+             {"id": "p2", "correct": False, "score": 0.5, "parsed": False, "metadata": {}}]
+    columns = ScoredColumns()
+    for row in rows:
+        columns.add(row)
+    out = accuracy_summary(columns, ks=(1, 2))
+    assert out == accuracy_summary(rows, ks=(1, 2))
+    overall = out["all"]
+    # m = 1/3, 1/2 -> 5/12; mean@1: first samples wrong, right -> 1/2; mean@2: 0, 1/2 -> 1/4
+    assert overall["accuracy"] == pytest.approx(5 / 12) and overall["mean@1"] == 0.5 and overall["mean@2"] == 0.25
+    # pass@2: p1 n=3 c=1 -> 1 - C(2,2)/C(3,2) = 2/3; p2 n=2 c=1 -> 1
+    assert overall["pass@2"] == pytest.approx((2 / 3 + 1) / 2)
+    assert overall["unparsed"] == 1 and overall["mean_reward"] == pytest.approx(2.5 / 5)
+    # level: "1", "2" and "None" (the row without one); pass@2 only where each prompt has 2 samples
+    assert list(out["subsets"]["level"]) == ["1", "2", "None"]
+    assert out["subsets"]["level"]["1"]["pass@2"] == pytest.approx(2 / 3)
+    assert "pass@2" not in out["subsets"]["level"]["2"]

@@ -1,6 +1,6 @@
 import pytest
 
-from rlhf.core.errors import ConfigError
+from rlhf.core.errors import ConfigError, DataError
 from rlhf.evaluate.agreement import agreement_rate, judgment_agreement, ranking_pair_agreement
 
 
@@ -38,3 +38,25 @@ def test_ranking_pair_agreement_with_human_ranks():
     # RM scores: r1 0.9 > r2 0.5 agree; r1 0.9 < r3 1.2 disagree -> 1/2
     out = ranking_pair_agreement({"r1": 0.9, "r2": 0.5, "r3": 1.2}, {"r1": 1, "r2": 2, "r3": 2})
     assert (out["n"], out["agree"]) == (2, 1)
+
+
+def test_reference_in_both_orders_and_predicted_rows_each_counted():
+    def row(rid, a, b, winner, dataset="koala"):
+        return {"id": rid, "dataset": dataset, "model_a": a, "model_b": b, "winner": winner}
+
+    reference = [row("1", "x", "y", "a"),
+                 row("2", "y", "x", "a"), row("2", "x", "y", "b"),      # both orders: the same-order row is used
+                 row("3", "x", "y", "tie", "vicuna")]
+    predicted = [row("1", "x", "y", "a"),                               # agrees with a
+                 row("2", "x", "y", "b"),                               # reference (x, y) b -> agrees
+                 row("2", "y", "x", "b"),                               # reference (y, x) a -> disagrees
+                 row("3", "y", "x", "b", "vicuna"),                     # flipped to a; reference tie
+                 row("4", "x", "y", "a")]                               # no reference
+    out = judgment_agreement(iter(predicted), iter(reference))
+    assert out["per_dataset"]["koala"] == {"n": 3, "agree": 2, "rate": pytest.approx(2 / 3)}
+    assert out["per_dataset"]["vicuna"] == {"n": 0, "agree": 0, "rate": None}   # the tie is left out
+    assert out["overall"] == {"n": 3, "agree": 2, "rate": pytest.approx(2 / 3)}
+    counted = judgment_agreement(predicted, reference, "count")
+    assert counted["per_dataset"]["vicuna"] == {"n": 1, "agree": 0, "rate": 0.0}   # a (flipped b) vs tie
+    with pytest.raises(DataError, match="1 comparisons .* are judged more than once across the reference"):
+        judgment_agreement(predicted, reference + [row("1", "x", "y", "b")])

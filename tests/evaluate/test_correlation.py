@@ -28,3 +28,11 @@ def test_constant_input_and_lengths():
     out = reward_length_correlation([0.1, 0.2, 0.3], [10, 30, 20])
     # ranks rewards 1,2,3 vs lengths 1,3,2: d = -1,0,1 and -1,1,0 -> sxy = 1, sxx = syy = 2 -> 0.5
     assert out["spearman"] == pytest.approx(0.5) and out["n"] == 3
+
+
+def test_ranks_of_many_ties_by_hand():
+    # sorted: 1 1 2 3 3 3 -> ranks 1.5 1.5 3 5 5 5, read back in input order
+    assert average_ranks([3, 1, 2, 3, 3, 1]) == [5.0, 1.5, 3.0, 5.0, 5.0, 1.5]
+    # x ranks 5,1.5,3,5,5,1.5 vs y = 1..6: Pearson of those ranks
+    rx, ry = [5, 1.5, 3, 5, 5, 1.5], [1, 2, 3, 4, 5, 6]
+    assert spearman([3, 1, 2, 3, 3, 1], [1, 2, 3, 4, 5, 6]) == pytest.approx(pearson(rx, ry))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rlhf.data.templates import get_template
-from rlhf.core.errors import ConfigError
+from rlhf.core.errors import ConfigError, DataError
 from rlhf.evaluate import generation
 from rlhf.evaluate.__main__ import main
 from rlhf.data.prompt_encoding import encode_prompt, left_pad
@@ -91,3 +91,38 @@ def test_cli_generate_on_tiny_writes_jsonl(tmp_path, tiny, monkeypatch):
     assert rows[0]["decoding"]["max_new_tokens"] == 3 and rows[0]["decoding"]["do_sample"] is False
     assert [p.name for p in out.parent.iterdir()] == ["tiny.jsonl"]  # no temp file left behind
     assert loaded == [("tiny", None, "float32", "cpu")]
+
+
+def test_generate_file_answers_a_stream_chunk_by_chunk_as_one_call_would(tmp_path, tiny, monkeypatch):
+    # 5 one-turn prompts, sampled, in chunks of 1 batch of 2: the rows equal one call over all records
+    # (the seed is set once per file), and the records are read only as they are answered.
+    monkeypatch.setattr(generation, "load_model_for_generation", lambda *args: tiny)
+    monkeypatch.setattr(generation, "GENERATED_PER_CHUNK", 1)
+    records = [{"id": str(i), "dataset": "d", "prompt": [{"role": "user", "content": f"Count to {i}."}]}
+               for i in range(5)]
+    read = []
+
+    def stream():
+        for record in records:
+            read.append(record["id"])
+            yield record
+
+    decoding = DecodingSettings(max_new_tokens=4, do_sample=True, seed=3)
+    out = generation.generate_file(tmp_path / "g.jsonl", stream(), "tiny", decoding, "m", batch_size=2)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    model, tokenizer = tiny
+    once = generate_responses(model, tokenizer, records, decoding, "m", batch_size=2)
+    assert [r["response"] for r in rows] == [r["response"] for r in once]
+    assert read == [str(i) for i in range(5)]
+
+
+def test_a_bad_prompt_line_stops_generate_before_the_model_loads(tmp_path, monkeypatch):
+    def no_model(*args):
+        raise AssertionError("every prompt is checked before the model loads")
+
+    monkeypatch.setattr(generation, "load_model_for_generation", no_model)
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "p1", "prompt": "Say hi"}\n{"id": "p2"}\n')
+    with pytest.raises(DataError, match=r"prompts.jsonl, record 2: missing prompt field 'prompt'"):
+        main(["generate", "--model", "tiny", "--prompts-file", str(prompts), "--out", str(tmp_path / "g.jsonl")])
+    assert not (tmp_path / "g.jsonl").exists()

@@ -87,3 +87,38 @@ def test_build_judge_errors():
 def test_build_judge_simulated_wraps_the_annotator():
     judge = build_judge("simulated", tie_margin=0.1)
     assert isinstance(judge, SimulatedJudge) and judge.name == "simulated" and judge.tie_margin == 0.1
+
+
+def test_judging_files_holds_only_the_rows_that_come_out_of_order(tmp_path):
+    # B answers A's prompts with ids 0 and 1 swapped: B's row for id 1 waits for A's row 1 (one row
+    # held), the others pair as they are read; files in the same order hold none.
+    from rlhf.evaluate.judgments import GenerationPairs, iter_generations
+
+    a, b, same = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "same.jsonl"
+    rows_b = rows("ppo", ["w", "x y", "z z z", "q"])
+    a.write_text("".join(json.dumps(r) + "\n" for r in rows("sft", ["one", "one two", "a", "b c d e"])))
+    b.write_text("".join(json.dumps(r) + "\n" for r in [rows_b[1], rows_b[0], rows_b[2], rows_b[3]]))
+    same.write_text("".join(json.dumps(r) + "\n" for r in rows_b))
+    for other, held in ((b, 1), (same, 0)):
+        pairs = GenerationPairs(lambda: iter_generations(a), lambda: iter_generations(other))
+        assert [(x["id"], y["id"]) for x, y in pairs] == [("0", "0"), ("1", "1"), ("2", "2"), ("3", "3")]
+        assert pairs.most_waiting == held
+    out = judge_files(a, b, RewardModelJudge(LengthScorer()), tmp_path / "j.jsonl", batch_size=3)
+    # words a vs b: 1 vs 1 tie, 2 vs 2 tie, 1 vs 3 b, 4 vs 1 a
+    assert [j["winner"] for j in load_judgments(out)] == ["tie", "tie", "b", "a"]
+
+
+def test_a_prompt_missing_from_one_file_is_named_before_any_judging(tmp_path):
+    class NoJudge:
+        name = "none"
+
+        def judge_batch(self, *args):
+            raise AssertionError("nothing may be judged when the files do not match")
+
+    a = tmp_path / "a.jsonl"
+    b = tmp_path / "b.jsonl"
+    a.write_text("".join(json.dumps(r) + "\n" for r in rows("sft", ["x", "y", "z"])))
+    b.write_text("".join(json.dumps(r) + "\n" for r in rows("ppo", ["x", "y"])))
+    with pytest.raises(DataError, match=r"1 only in A \(e.g. \[\('koala', '2'\)\]\), 0 only in B"):
+        judge_files(a, b, NoJudge(), tmp_path / "j.jsonl")
+    assert not (tmp_path / "j.jsonl").exists()

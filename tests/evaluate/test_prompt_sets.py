@@ -59,3 +59,13 @@ def test_any_jsonl_with_messages_and_prompt_text(tmp_path):
     (record,) = load_jsonl_prompts(path, "mine", prompt_field="messages", id_field="key", category_field="cat")
     assert record == {"id": "k1", "dataset": "mine", "prompt": thread, "category": "chat"}
     assert prompt_text(thread) == "System: Be brief.\n\nUser: Hi"
+
+
+def test_a_repeated_id_is_named_with_both_lines_once_read_and_limit_reads_the_first_records(tmp_path):
+    from rlhf.evaluate.prompt_sets import iter_jsonl_prompts
+
+    path = write(tmp_path / "p.jsonl", [{"id": "a", "prompt": "x"}, {"id": "b", "prompt": "y"}, "bare",
+                                        {"id": "a", "prompt": "z"}])
+    with pytest.raises(DataError, match=r"p.jsonl, record 4: id 'a' is already on line 1"):
+        list(iter_jsonl_prompts(path, "mine"))
+    assert [r["id"] for r in iter_jsonl_prompts(path, "mine", limit=3)] == ["a", "b", "mine_2"]

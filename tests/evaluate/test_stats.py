@@ -86,3 +86,19 @@ def test_average_win_rate_thesis_table_10_row():
     # crs_0625 row of Table 10: 64, 62, 50, 58 -> (64+62+50+58)/4 = 58.5
     matrix = {"0.625": {"0.25": 0.64, "0.375": 0.62, "0.5": 0.50, "0.75": 0.58}}
     assert average_win_rate(matrix)["0.625"] == pytest.approx(0.585)
+
+
+def test_bootstrap_drawn_in_blocks_equals_one_draw(monkeypatch):
+    from rlhf.evaluate import stats
+
+    scores = outcome_scores(["a", "b", "tie", "a", "a", "b", "a"])
+    whole = bootstrap_ci(scores, 333, seed=5)
+    monkeypatch.setattr(stats, "BOOTSTRAP_BLOCK", 20)   # 2 resamples of 7 per block
+    assert bootstrap_ci(scores, 333, seed=5) == whole
+
+
+def test_summaries_read_judgments_once_from_a_stream():
+    rows = [{"model_a": "x", "model_b": "y", "winner": w, "dataset": d}
+            for w, d in (("a", "k"), ("tie", "k"), ("b", "v"), ("a", "v"))]
+    assert summarize_judgments(iter(rows)) == summarize_judgments(rows)
+    assert summarize_judgments(iter(rows))["pairs"][0]["overall"]["win_rate"] == pytest.approx(2.5 / 4)

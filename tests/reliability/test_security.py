@@ -13,6 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from tests_conf import REPO  # noqa: E402
 
+from rlhf.core.errors import DataError
 from rlhf.core.models import load_causal_lm
 
 PACKAGES = ("rlhf", "callbacks")
@@ -82,5 +83,5 @@ def test_pickled_weights_folder_is_refused(tmp_path):
                                                       "intermediate_size": 16, "num_hidden_layers": 1,
                                                       "num_attention_heads": 2}))
     torch.save(model.state_dict(), tmp_path / "pytorch_model.bin")
-    with pytest.raises(OSError, match="safetensors"):
+    with pytest.raises(DataError, match=r"only pickled weights \(pytorch_model.bin\), which are never loaded"):
         load_causal_lm(tmp_path)

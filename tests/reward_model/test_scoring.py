@@ -5,6 +5,7 @@ import statistics
 import pytest
 import torch
 
+from rlhf.core.errors import DataError
 from rlhf.data.preference_datamodule import PreferenceCollator
 from rlhf.reward_model.module import RewardModule
 from rlhf.reward_model.scoring import last_token_index, load_reward_model
@@ -101,5 +102,5 @@ def test_scorer_truncates_prompt_from_the_left_keeping_the_response(exported):
 
 def test_missing_stats_is_a_clear_error(tmp_path):
     (tmp_path / "config.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match="reward_stats.json"):
+    with pytest.raises(DataError, match="not a reward model: no reward_stats.json"):
         load_reward_model(tmp_path)
