@@ -5,26 +5,20 @@ too shows up here, not as a quietly unfair benchmark."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scripts import load_bench_script  # noqa: E402
+
 
 
 @pytest.fixture(scope="module")
 def bench():
-    name = "bench_grpo_throughput"
-    if name not in sys.modules:
-        sys.path.insert(0, str(REPO_ROOT / "bench"))  # its sibling modules (harness, lightning_run, ...)
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / "grpo_throughput.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_bench_script("grpo_throughput.py")
 
 
 def test_defaults_are_the_benchmark_settings(bench):

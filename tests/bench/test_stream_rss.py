@@ -3,26 +3,20 @@ long one's first lines, so the two runs differ only in length) and the ratio it 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scripts import load_bench_script  # noqa: E402
+
 
 
 @pytest.fixture(scope="module")
 def bench():
-    name = "bench_stream_rss"
-    if name not in sys.modules:
-        sys.path.insert(0, str(REPO_ROOT / "bench"))  # its sibling module harness
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "bench" / "stream_rss.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    return load_bench_script("stream_rss.py")
 
 
 def test_defaults_measure_every_command_on_1000_and_100000_lines(bench):
