@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import torch
 
+from rlhf.core.errors import ConfigError
+
 PAD_SEGMENT = -1
+MASKED_ATTENTION = ("sdpa", "eager")
+"""Attention implementations that take an arbitrary 4D mask, which packed rows need."""
 
 
 def common_prefix_length(seqs: list[list[int]]) -> int:
@@ -101,6 +105,16 @@ def model_attention_mask(allowed: torch.Tensor, attention: str, dtype: torch.dty
     if attention == "sdpa":
         return allowed
     return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(~allowed, torch.finfo(dtype).min)
+
+
+def packed_model_mask(model, allowed: torch.Tensor, key: str) -> torch.Tensor:
+    """The 4D mask `model` takes for packed rows (`allowed` from packed_attention_mask); a ConfigError
+    naming `key`, the setting that turns packing off, when its attention cannot take one."""
+    attention = getattr(model.config, "_attn_implementation", "eager")
+    if attention not in MASKED_ATTENTION:
+        raise ConfigError(key, f"packed rows need a 4D attention mask, which {attention!r} attention does not take; "
+                               f"use one of {MASKED_ATTENTION} or {key}=false")
+    return model_attention_mask(allowed, attention, next(model.parameters()).dtype)
 
 
 def packed_attention_mask(segment_ids: torch.Tensor, document_ids: torch.Tensor) -> torch.Tensor:

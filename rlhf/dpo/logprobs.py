@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from rlhf.core.errors import ConfigError
 from rlhf.core.token_losses import logprobs_from_logits
-from rlhf.data.packing import model_attention_mask, packed_attention_mask
-
-MASKED_ATTENTION = ("sdpa", "eager")
+from rlhf.data.packing import packed_attention_mask, packed_model_mask
 
 
 def _forward_logits(model, batch: dict) -> torch.Tensor:
@@ -24,12 +21,8 @@ def _forward_logits(model, batch: dict) -> torch.Tensor:
         position_ids = (mask.long().cumsum(-1) - 1).clamp_min(0)
         return model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=position_ids,
                      use_cache=False).logits
-    attention = getattr(model.config, "_attn_implementation", "eager")
-    if attention not in MASKED_ATTENTION:
-        raise ConfigError("data.shared_prefix", f"packed rows need a 4D attention mask, which {attention!r} "
-                          f"attention does not take; use one of {MASKED_ATTENTION} or data.shared_prefix=false")
-    dtype = next(model.parameters()).dtype
-    mask = model_attention_mask(packed_attention_mask(batch["segment_ids"], batch["document_ids"]), attention, dtype)
+    mask = packed_model_mask(model, packed_attention_mask(batch["segment_ids"], batch["document_ids"]),
+                             "data.shared_prefix")
     return model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=batch["position_ids"],
                  use_cache=False).logits
 

@@ -15,7 +15,7 @@ import torch
 from peft import PeftModel
 
 from rlhf.data.collate import length_mask, pad_sequences
-from rlhf.data.packing import model_attention_mask, packed_attention_mask
+from rlhf.data.packing import packed_attention_mask, packed_model_mask
 from rlhf.data.templates import get_template, tokenize_prompt_response
 from rlhf.core.errors import ConfigError, DataError
 from rlhf.core.models import load_sequence_classifier, load_tokenizer
@@ -65,9 +65,6 @@ def sequence_scores(model, input_ids: torch.Tensor, attention_mask: torch.Tensor
     return values[torch.arange(values.size(0), device=values.device), last]
 
 
-MASKED_ATTENTION = ("sdpa", "eager")
-
-
 def packed_scores(model, input_ids: torch.Tensor, position_ids: torch.Tensor, segment_ids: torch.Tensor,
                   document_ids: torch.Tensor, score_index: torch.Tensor) -> torch.Tensor:
     """Scores of shared-prefix packed rows (rlhf.data.packing), float32 [N] in flattened-group order.
@@ -76,12 +73,7 @@ def packed_scores(model, input_ids: torch.Tensor, position_ids: torch.Tensor, se
     same tokens at the same positions. Needs an attention that takes an arbitrary 4D mask.
     """
     body, _ = split_head(model)
-    attention = getattr(body.config, "_attn_implementation", "eager")
-    if attention not in MASKED_ATTENTION:
-        raise ConfigError("data.shared_prefix", f"packed rows need a 4D attention mask, which {attention!r} "
-                          f"attention does not take; use one of {MASKED_ATTENTION} or data.shared_prefix=false")
-    mask = model_attention_mask(packed_attention_mask(segment_ids, document_ids), attention,
-                                next(body.parameters()).dtype)
+    mask = packed_model_mask(body, packed_attention_mask(segment_ids, document_ids), "data.shared_prefix")
     return head_outputs(model, input_ids, mask, position_ids)[score_index[:, 0], score_index[:, 1]]
 
 

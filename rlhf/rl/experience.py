@@ -12,7 +12,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from rlhf.rl.shared_prompt import prompt_groups
+from rlhf.rl.shared_prompt import prompt_groups, real_prompts
 
 
 @dataclass
@@ -67,8 +67,8 @@ def length_sorted_micro_batches(exp: Experience, size: int | None, by_prompt: bo
     if size < 0:
         raise ValueError(f"micro-batch size must be positive, got {size}")
     if by_prompt:
-        order = torch.tensor([row for group in prompt_groups(exp.query_ids, exp.query_mask) for row in group],
-                             device=exp.query_ids.device)
+        groups = prompt_groups(real_prompts(exp.query_ids, exp.query_mask))
+        order = torch.tensor([row for group in groups for row in group], device=exp.query_ids.device)
     else:
         lengths = exp.query_mask.sum(dim=1) + exp.response_mask.sum(dim=1)
         order = torch.argsort(lengths, stable=True)

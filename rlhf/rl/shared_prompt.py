@@ -19,12 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
-from rlhf.core.errors import ConfigError
 from rlhf.core.token_losses import logprobs_from_logits
-from rlhf.data.packing import model_attention_mask, pack_groups, packed_attention_mask, token_columns
-
-MASKED_ATTENTION = ("sdpa", "eager")
-
+from rlhf.data.packing import pack_groups, packed_attention_mask, packed_model_mask, token_columns
 
 @dataclass
 class PackedRollout:
@@ -35,20 +31,24 @@ class PackedRollout:
     target: torch.Tensor  # [T, 2] (batch row, response column) of that token
 
 
-def prompt_groups(query_ids: torch.Tensor, query_mask: torch.Tensor) -> list[list[int]]:
-    """Batch rows grouped by their real prompt tokens, groups in order of first appearance."""
+def real_prompts(query_ids: torch.Tensor, query_mask: torch.Tensor) -> list[list[int]]:
+    """Each row's prompt tokens without its left padding."""
+    return [[t for t, m in zip(ids, mask) if m] for ids, mask in zip(query_ids.tolist(), query_mask.tolist())]
+
+
+def prompt_groups(prompts: list[list[int]]) -> list[list[int]]:
+    """Rows grouped by their prompt tokens, groups in order of first appearance."""
     groups: dict[tuple[int, ...], list[int]] = {}
-    for row, (ids, mask) in enumerate(zip(query_ids.tolist(), query_mask.tolist())):
-        key = tuple(t for t, m in zip(ids, mask) if m)
-        groups.setdefault(key, []).append(row)
+    for row, prompt in enumerate(prompts):
+        groups.setdefault(tuple(prompt), []).append(row)
     return list(groups.values())
 
 
 def pack_rollout(query_ids: torch.Tensor, query_mask: torch.Tensor, response_ids: torch.Tensor,
                  response_mask: torch.Tensor, pad_token_id: int) -> PackedRollout:
     """Pack a left-padded prompt / right-padded response batch (rollout.py's layout) by prompt."""
-    groups = prompt_groups(query_ids, query_mask)
-    prompts = [[t for t, m in zip(ids, mask) if m] for ids, mask in zip(query_ids.tolist(), query_mask.tolist())]
+    prompts = real_prompts(query_ids, query_mask)
+    groups = prompt_groups(prompts)
     lengths = response_mask.sum(dim=1).tolist()
     responses = [ids[:n] for ids, n in zip(response_ids.tolist(), lengths)]
     sequences = [[prompts[row] + responses[row] for row in group] for group in groups]
@@ -71,27 +71,17 @@ def pack_rollout(query_ids: torch.Tensor, query_mask: torch.Tensor, response_ids
                          torch.tensor(target, dtype=torch.long, device=device))
 
 
-def check_attention(model) -> None:
-    attention = getattr(model.config, "_attn_implementation", "eager")
-    if attention not in MASKED_ATTENTION:
-        raise ConfigError("stage.module.update.shared_prompt",
-                          f"the packed forward needs a 4D attention mask, which {attention!r} attention does not "
-                          f"take; use one of {MASKED_ATTENTION} or set it to false")
-
-
 def forward_response_shared(model, query_ids: torch.Tensor, query_mask: torch.Tensor, response_ids: torch.Tensor,
                             response_mask: torch.Tensor, temperature: float = 1.0, with_hidden: bool = False,
                             with_logits: bool = True, pad_token_id: int = 0):
     """rollout.forward_response's (logprobs [B,R], logits [B,R,V] | None, hidden [B,R,H] | None) from
     one packed forward. Padding positions hold 0 (log-probs, logits, hidden); with_logits=False skips
     building the [B, R, V] tensor when only the log-probs are needed."""
-    check_attention(model)
     packed = pack_rollout(query_ids, query_mask, response_ids, response_mask, pad_token_id)
-    dtype = next(model.parameters()).dtype
-    attention = getattr(model.config, "_attn_implementation", "eager")
+    mask = packed_model_mask(model, packed.allowed, "stage.module.update.shared_prompt")
     # the LM head only at the positions that predict a response token: a packed row also holds the
     # prompt, whose [L, V] logits nobody reads (logits_to_keep=1 keeps the model's own head call tiny)
-    out = model(input_ids=packed.input_ids, attention_mask=model_attention_mask(packed.allowed, attention, dtype),
+    out = model(input_ids=packed.input_ids, attention_mask=mask,
                 position_ids=packed.position_ids, output_hidden_states=True, logits_to_keep=1, use_cache=False)
     rows, cols = packed.predictor[:, 0], packed.predictor[:, 1]
     states = out.hidden_states[-1][rows, cols]

@@ -10,7 +10,7 @@ from rlhf.core.errors import ConfigError
 from rlhf.core.lora import apply_lora
 from rlhf.core.models import build_tiny_llama, load_backbone_tokenizer
 from rlhf.rl.rollout import forward_response
-from rlhf.rl.shared_prompt import forward_response_shared, pack_rollout, prompt_groups
+from rlhf.rl.shared_prompt import forward_response_shared, pack_rollout, prompt_groups, real_prompts
 
 PAD = 0
 
@@ -36,7 +36,7 @@ def rollout_batch():
 
 def test_rows_are_grouped_by_their_real_prompt_tokens_not_their_position():
     query, query_mask, _, _ = rollout_batch()
-    assert prompt_groups(query, query_mask) == [[0, 2, 4], [1, 3, 5]]
+    assert prompt_groups(real_prompts(query, query_mask)) == [[0, 2, 4], [1, 3, 5]]
 
 
 def test_each_prompt_is_packed_once():
